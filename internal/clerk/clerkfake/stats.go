@@ -1,0 +1,100 @@
+package clerkfake
+
+import (
+	"maps"
+	"strconv"
+	"sync"
+)
+
+// Stats counts the /v1 requests the server answered (GET /_fake/stats).
+// Admin routes under /_fake and Server.User lookups are not counted.
+type Stats struct {
+	// Total is the number of /v1 requests, whatever their outcome.
+	Total int64 `json:"total"`
+	// RateLimited is the number of 429 answers: from the per-key and
+	// per-user limits and from injected rate_429 faults.
+	RateLimited int64 `json:"rate_limited"`
+	// Dropped is the number of requests that were applied but whose
+	// response was dropped (drop_response_rate). They are also counted in
+	// Requests under the status the handler produced.
+	Dropped int64 `json:"dropped"`
+	// Requests maps "<METHOD> <route template>" (e.g.
+	// "POST /v1/users/{user_id}/ban") to counts per HTTP status ("200", "404").
+	// Paths that match no template are counted under "<METHOD> /v1/*".
+	Requests map[string]map[string]int64 `json:"requests"`
+}
+
+// Count returns the number of requests counted for route (for example
+// "PATCH /v1/users/{user_id}/metadata"), over all statuses.
+func (s Stats) Count(route string) int64 {
+	var n int64
+	for _, c := range s.Requests[route] {
+		n += c
+	}
+	return n
+}
+
+// CountStatus returns the number of requests counted for route with the
+// given HTTP status.
+func (s Stats) CountStatus(route string, status int) int64 {
+	return s.Requests[route][strconv.Itoa(status)]
+}
+
+// counters is the mutable state behind Stats.
+type counters struct {
+	mu          sync.Mutex
+	total       int64
+	rateLimited int64
+	dropped     int64
+	requests    map[string]map[string]int64
+}
+
+func newCounters() *counters { return &counters{requests: map[string]map[string]int64{}} }
+
+// statusKeys avoids an allocation per request for common statuses.
+var statusKeys = func() map[int]string {
+	m := map[int]string{}
+	for _, c := range []int{200, 400, 401, 402, 403, 404, 409, 422, 429, 500, 502, 503} {
+		m[c] = strconv.Itoa(c)
+	}
+	return m
+}()
+
+func (c *counters) record(route string, status int, dropped bool) {
+	key, ok := statusKeys[status]
+	if !ok {
+		key = strconv.Itoa(status)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total++
+	if status == 429 {
+		c.rateLimited++
+	}
+	if dropped {
+		c.dropped++
+	}
+	m := c.requests[route]
+	if m == nil {
+		m = map[string]int64{}
+		c.requests[route] = m
+	}
+	m[key]++
+}
+
+func (c *counters) snapshot() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	req := make(map[string]map[string]int64, len(c.requests))
+	for k, v := range c.requests {
+		req[k] = maps.Clone(v)
+	}
+	return Stats{Total: c.total, RateLimited: c.rateLimited, Dropped: c.dropped, Requests: req}
+}
+
+func (c *counters) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total, c.rateLimited, c.dropped = 0, 0, 0
+	c.requests = map[string]map[string]int64{}
+}

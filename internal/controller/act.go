@@ -1,0 +1,150 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
+	"github.com/kubeclerk/kubeclerk/internal/clerk"
+)
+
+// Event reasons, one Event per Clerk write.
+const (
+	EventCreated         = "Created"
+	EventUpdated         = "Updated"
+	EventMetadataUpdated = "MetadataUpdated"
+	EventBanned          = "Banned"
+	EventUnbanned        = "Unbanned"
+	EventLocked          = "Locked"
+	EventUnlocked        = "Unlocked"
+	EventMFADisabled     = "MFADisabled"
+	EventDeleted         = "Deleted"
+)
+
+// act runs the steps of p in order, one Clerk call each, and stops at the first error. It
+// returns the user as Clerk last confirmed it and how many steps landed.
+func (r *ClerkUserReconciler) act(ctx context.Context, obj *clerkv1alpha1.ClerkUser, u *clerk.User, p Plan) (*clerk.User, int, error) {
+	for i, s := range p.Steps {
+		next, err := r.apply(ctx, u, s)
+		if err != nil {
+			return u, i, fmt.Errorf("%s Clerk user %s: %w", stepVerb(s.Kind), u.ID, err)
+		}
+		u = next
+		logf.FromContext(ctx).Info("Changed Clerk user", "userID", u.ID, "step", stepVerb(s.Kind), "changes", s.Changes)
+		r.event(obj, stepEvent(s.Kind), "%s Clerk user %s: %s", capitalize(stepVerb(s.Kind)), u.ID, strings.Join(s.Changes, ", "))
+	}
+	return u, len(p.Steps), nil
+}
+
+// apply makes the one Clerk call of step s and returns the user as Clerk confirmed it.
+func (r *ClerkUserReconciler) apply(ctx context.Context, u *clerk.User, s Step) (*clerk.User, error) {
+	switch s.Kind {
+	case StepUnban:
+		return r.Clerk.UnbanUser(ctx, u.ID)
+	case StepUnlock:
+		return r.Clerk.UnlockUser(ctx, u.ID)
+	case StepUpdateProfile:
+		return r.Clerk.UpdateUser(ctx, u.ID, s.Profile)
+	case StepMetadata:
+		if s.ReplaceMetadata {
+			return r.Clerk.ReplaceMetadata(ctx, u.ID, s.Metadata)
+		}
+		return r.Clerk.MergeMetadata(ctx, u.ID, s.Metadata)
+	case StepDisableMFA:
+		if err := r.Clerk.DisableMFA(ctx, u.ID); err != nil {
+			return nil, err
+		}
+		// Clerk answers with the user ID only; every second factor is now off.
+		next := *u
+		next.TwoFactorEnabled, next.TOTPEnabled, next.BackupCodeEnabled = false, false, false
+		return &next, nil
+	case StepLock:
+		return r.Clerk.LockUser(ctx, u.ID)
+	case StepBan:
+		return r.Clerk.BanUser(ctx, u.ID)
+	}
+	return nil, fmt.Errorf("unknown step %d", s.Kind)
+}
+
+// create makes the Clerk user from spec in one POST /users: identifiers, profile and metadata,
+// no password. Ban, lock and MFA follow as plan steps on the created user.
+func (r *ClerkUserReconciler) create(ctx context.Context, obj *clerkv1alpha1.ClerkUser) (*clerk.User, error) {
+	spec := &obj.Spec
+	p := clerk.CreateUserParams{SkipPasswordRequirement: true}
+	if spec.ExternalID != "" {
+		p.ExternalID = &spec.ExternalID
+	}
+	if spec.EmailAddress != "" {
+		p.EmailAddresses = []string{spec.EmailAddress}
+	}
+	if spec.Username != "" {
+		p.Username = &spec.Username
+	}
+	if spec.FirstName != nil && *spec.FirstName != "" {
+		p.FirstName = spec.FirstName
+	}
+	if spec.LastName != nil && *spec.LastName != "" {
+		p.LastName = spec.LastName
+	}
+	var err error
+	for _, m := range []struct {
+		field string
+		raw   *[]byte
+		out   *map[string]any
+	}{
+		{"spec.publicMetadata", rawOf(spec.PublicMetadata), &p.PublicMetadata},
+		{"spec.privateMetadata", rawOf(spec.PrivateMetadata), &p.PrivateMetadata},
+		{"spec.unsafeMetadata", rawOf(spec.UnsafeMetadata), &p.UnsafeMetadata},
+	} {
+		if m.raw == nil {
+			continue
+		}
+		if *m.out, err = decodeObject(*m.raw); err != nil {
+			return nil, &InvalidSpecError{Field: m.field, Reason: err.Error()}
+		}
+		dropNulls(*m.out)
+	}
+	u, err := r.Clerk.CreateUser(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("create Clerk user: %w", err)
+	}
+	logf.FromContext(ctx).Info("Created Clerk user", "userID", u.ID)
+	r.event(obj, EventCreated, "Created Clerk user %s", u.ID)
+	return u, nil
+}
+
+// dropNulls removes null values: on create there is nothing to delete.
+func dropNulls(m map[string]any) {
+	for k, v := range m {
+		if v == nil {
+			delete(m, k)
+		}
+	}
+}
+
+// event records a Normal Kubernetes Event on obj, when a recorder is configured.
+func (r *ClerkUserReconciler) event(obj *clerkv1alpha1.ClerkUser, reason, format string, args ...any) {
+	if r.Recorder == nil {
+		return
+	}
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, reason, reason, format, args...)
+}
+
+func stepVerb(k StepKind) string {
+	return [...]string{"unban", "unlock", "update", "update metadata of", "disable MFA of", "lock", "ban"}[k]
+}
+
+func stepEvent(k StepKind) string {
+	return [...]string{EventUnbanned, EventUnlocked, EventUpdated, EventMetadataUpdated, EventMFADisabled, EventLocked, EventBanned}[k]
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -1,0 +1,247 @@
+/*
+Copyright 2026 The kubeclerk Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package controller holds the ClerkUser reconciler: observe the Clerk user, plan the calls
+// that bring it to the spec (a pure function), act on the plan, and report in status.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
+	"github.com/kubeclerk/kubeclerk/internal/clerk"
+)
+
+// DefaultSyncPeriod is how often a user is read again to catch out-of-band changes.
+const DefaultSyncPeriod = 10 * time.Minute
+
+// ClerkUserReconciler brings Clerk users to the state their ClerkUser objects declare.
+type ClerkUserReconciler struct {
+	client.Client
+	// Clerk is the Clerk Backend API; every write goes through it.
+	Clerk ClerkAPI
+	// Observer reads bound users; GetObserver{Clerk} when nil.
+	Observer Observer
+	// Recorder records one Event per Clerk write; optional.
+	Recorder events.EventRecorder
+	// SyncPeriod is how often each user is checked for out-of-band changes (jittered).
+	SyncPeriod time.Duration
+	// MaxConcurrentReconciles is the number of workers.
+	MaxConcurrentReconciles int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// syncResult is what observe, plan and act found and did in one reconcile.
+type syncResult struct {
+	user *clerk.User // the user as Clerk last confirmed it; nil when none was read
+	plan    Plan
+	planned bool // plan was computed for user
+	done    int  // steps of plan that landed
+	err  error // the first error, classified by report
+}
+
+// +kubebuilder:rbac:groups=clerk.kubeclerk.dev,resources=clerkusers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=clerk.kubeclerk.dev,resources=clerkusers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=clerk.kubeclerk.dev,resources=clerkusers/finalizers,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one ClerkUser's Clerk user to its spec: observe → plan → act → report.
+func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := &clerkv1alpha1.ClerkUser{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		// Deleted objects need nothing more: the finalizer already ran.
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !obj.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, obj)
+	}
+	// The finalizer is there exactly while deleting this object must call Clerk.
+	if err := r.syncFinalizer(ctx, obj, needsFinalizer(obj)); err != nil {
+		return ctrl.Result{}, err
+	}
+	orig := obj.DeepCopy()
+	res := r.sync(ctx, obj)
+	return r.report(ctx, obj, orig, res)
+}
+
+// sync observes the Clerk user, plans, and (with Manage) acts.
+func (r *ClerkUserReconciler) sync(ctx context.Context, obj *clerkv1alpha1.ClerkUser) syncResult {
+	u, err := r.find(ctx, obj)
+	if err != nil {
+		return syncResult{err: err}
+	}
+	if u != nil {
+		// Only one ClerkUser may manage a Clerk user; a newer one writes nothing.
+		if err := r.conflict(ctx, obj, u.ID); err != nil {
+			return syncResult{user: u, err: err}
+		}
+	}
+	manage := obj.Spec.ManagementPolicy != clerkv1alpha1.ManagementPolicyObserve
+	if u == nil {
+		// find returns no user and no error only for AdoptOrCreate with Manage.
+		if u, err = r.create(ctx, obj); err != nil {
+			return syncResult{err: err}
+		}
+	}
+	p, err := plan(&obj.Spec, &obj.Status, u)
+	if err != nil {
+		return syncResult{user: u, err: err}
+	}
+	if !manage {
+		return syncResult{user: u, plan: p, planned: true}
+	}
+	u, done, err := r.act(ctx, obj, u, p)
+	return syncResult{user: u, plan: p, planned: true, done: done, err: err}
+}
+
+// report writes the outcome into status with one patch and says when to reconcile again.
+func (r *ClerkUserReconciler) report(ctx context.Context, obj, orig *clerkv1alpha1.ClerkUser, res syncResult) (ctrl.Result, error) {
+	o, result, retErr := r.outcomeOf(obj, res)
+	st := &obj.Status
+	if res.user != nil {
+		if o.reason != ReasonConflict {
+			st.UserID = res.user.ID
+		} else if st.UserID == res.user.ID {
+			st.UserID = ""
+		}
+		st.Observed = observedUser(res.user)
+		now := metav1.NewTime(r.now())
+		st.LastSyncTime = &now
+	}
+	manage := obj.Spec.ManagementPolicy != clerkv1alpha1.ManagementPolicyObserve
+	if res.planned {
+		st.PendingChanges = res.plan.PendingChanges(res.done)
+		if manage && stepLanded(res, StepMetadata) {
+			st.OwnedMetadataKeys = res.plan.OwnedMetadataKeys
+		}
+		if manage && res.plan.MFAResetToken != "" && stepLanded(res, StepDisableMFA) {
+			st.LastMFAResetToken = res.plan.MFAResetToken
+		}
+	}
+	if o.final() {
+		st.ObservedGeneration = obj.Generation
+	}
+	setConditions(&st.Conditions, obj.Generation, o, r.now())
+	if err := r.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("patch status of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+	return result, retErr
+}
+
+// outcomeOf concludes a reconcile: success is Synced (or Observed), anything else is classified.
+func (r *ClerkUserReconciler) outcomeOf(obj *clerkv1alpha1.ClerkUser, res syncResult) (outcome, ctrl.Result, error) {
+	if res.err != nil {
+		return classify(res.err, r.SyncPeriod)
+	}
+	requeue := ctrl.Result{RequeueAfter: jitter(r.SyncPeriod)}
+	if obj.Spec.ManagementPolicy == clerkv1alpha1.ManagementPolicyObserve {
+		msg := fmt.Sprintf("Observing Clerk user %s; nothing to change", res.user.ID)
+		if pending := res.plan.PendingChanges(0); len(pending) > 0 {
+			msg = fmt.Sprintf("Observing Clerk user %s; managementPolicy Manage would change: %v", res.user.ID, pending)
+		}
+		return outcome{ready: true, reason: ReasonObserved, message: msg}, requeue, nil
+	}
+	return outcome{ready: true, reason: ReasonSynced, message: fmt.Sprintf("Clerk user %s matches the spec", res.user.ID)}, requeue, nil
+}
+
+// stepLanded reports whether the plan's step of kind k landed, or was planned and not needed.
+func stepLanded(res syncResult, k StepKind) bool {
+	if !res.planned {
+		return false
+	}
+	for i, s := range res.plan.Steps {
+		if s.Kind == k {
+			return i < res.done
+		}
+	}
+	return true
+}
+
+// needsFinalizer: deleting the object must call Clerk only for Ban or Delete, and never with Observe.
+func needsFinalizer(obj *clerkv1alpha1.ClerkUser) bool {
+	return obj.Spec.DeletionPolicy != clerkv1alpha1.DeletionPolicyOrphan &&
+		obj.Spec.DeletionPolicy != "" &&
+		obj.Spec.ManagementPolicy != clerkv1alpha1.ManagementPolicyObserve
+}
+
+// syncFinalizer adds or removes the finalizer so that it is present exactly when want.
+func (r *ClerkUserReconciler) syncFinalizer(ctx context.Context, obj *clerkv1alpha1.ClerkUser, want bool) error {
+	if controllerutil.ContainsFinalizer(obj, clerkv1alpha1.Finalizer) == want {
+		return nil
+	}
+	before := obj.DeepCopy()
+	if want {
+		controllerutil.AddFinalizer(obj, clerkv1alpha1.Finalizer)
+	} else {
+		controllerutil.RemoveFinalizer(obj, clerkv1alpha1.Finalizer)
+	}
+	if err := r.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("update finalizer of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+	return nil
+}
+
+func (r *ClerkUserReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func jitterRand() float64 { return rand.Float64() } //nolint:gosec // jitter needs no cryptographic randomness
+
+// SetupWithManager registers the reconciler and the status.userID field index with mgr.
+// Only spec changes (generation) and annotation changes start a reconcile: the reconciler's own
+// status patches never cause new Clerk calls.
+func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Observer == nil {
+		getter, ok := r.Clerk.(userGetter)
+		if !ok {
+			return fmt.Errorf("no Observer set and the Clerk API cannot get users")
+		}
+		r.Observer = GetObserver{Clerk: getter}
+	}
+	if r.SyncPeriod <= 0 {
+		r.SyncPeriod = DefaultSyncPeriod
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &clerkv1alpha1.ClerkUser{}, userIDIndex, func(o client.Object) []string {
+		if id := o.(*clerkv1alpha1.ClerkUser).Status.UserID; id != "" {
+			return []string{id}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index ClerkUsers by %s: %w", userIDIndex, err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&clerkv1alpha1.ClerkUser{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		Named("clerkuser").
+		Complete(r)
+}

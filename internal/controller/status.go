@@ -1,0 +1,111 @@
+package controller
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
+	"github.com/kubeclerk/kubeclerk/internal/clerk"
+)
+
+// Condition types, kstatus-compatible: Ready is the summary; Reconciling and Stalled are present
+// only while true ("abnormal-true" polarity), so kstatus, Flux and Argo CD read them.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+)
+
+// Condition reasons of the contract.
+const (
+	ReasonSynced               = "Synced"
+	ReasonObserved             = "Observed"
+	ReasonProgressing          = "Progressing"
+	ReasonUserNotFound         = "UserNotFound"
+	ReasonUserDeleted          = "UserDeleted"
+	ReasonAmbiguousUser        = "AmbiguousUser"
+	ReasonConflict             = "Conflict"
+	ReasonInvalidSpec          = "InvalidSpec"
+	ReasonClerkRejected        = "ClerkRejected"
+	ReasonClerkUnavailable     = "ClerkUnavailable"
+	ReasonRateLimited          = "RateLimited"
+	ReasonAuthenticationFailed = "AuthenticationFailed"
+	ReasonDeleting             = "Deleting"
+)
+
+// outcome is what one reconcile concluded, in the terms of the Ready condition.
+type outcome struct {
+	// ready is Ready=True.
+	ready bool
+	// stalled means no progress without a change of spec (Stalled=True).
+	stalled bool
+	// reason and message of every condition set.
+	reason  string
+	message string
+}
+
+// transient reports whether the outcome is work in progress or being retried, i.e. neither a
+// final success nor a stall: Reconciling=True.
+func (o outcome) transient() bool { return !o.ready && !o.stalled }
+
+// final reports whether the outcome is final for the object's generation, so that
+// status.observedGeneration may advance.
+func (o outcome) final() bool {
+	return o.ready || o.stalled || o.reason == ReasonUserNotFound
+}
+
+// setConditions writes Ready, Reconciling and Stalled for outcome o into conds. It is pure: the
+// transition time comes from now and is kept when a condition's status does not change.
+func setConditions(conds *[]metav1.Condition, generation int64, o outcome, now time.Time) {
+	ts := metav1.NewTime(now)
+	ready := metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: o.reason,
+		Message: o.message, ObservedGeneration: generation, LastTransitionTime: ts}
+	if o.ready {
+		ready.Status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(conds, ready)
+
+	setOrRemove := func(condType string, present bool) {
+		if !present {
+			meta.RemoveStatusCondition(conds, condType)
+			return
+		}
+		meta.SetStatusCondition(conds, metav1.Condition{Type: condType, Status: metav1.ConditionTrue,
+			Reason: o.reason, Message: o.message, ObservedGeneration: generation, LastTransitionTime: ts})
+	}
+	setOrRemove(ConditionReconciling, o.transient())
+	setOrRemove(ConditionStalled, o.stalled)
+}
+
+// observedUser is the status view of a Clerk user: no metadata values, no secrets.
+func observedUser(u *clerk.User) *clerkv1alpha1.ObservedUser {
+	if u == nil {
+		return nil
+	}
+	return &clerkv1alpha1.ObservedUser{
+		ExternalID:              deref(u.ExternalID),
+		Username:                deref(u.Username),
+		FirstName:               deref(u.FirstName),
+		LastName:                deref(u.LastName),
+		PrimaryEmailAddress:     u.PrimaryEmailAddress(),
+		Banned:                  u.Banned,
+		Locked:                  u.Locked,
+		LockoutExpiresInSeconds: u.LockoutExpiresInSeconds,
+		TwoFactorEnabled:        u.TwoFactorEnabled,
+		TOTPEnabled:             u.TOTPEnabled,
+		BackupCodeEnabled:       u.BackupCodeEnabled,
+		UpdatedAt:               millisToTime(&u.UpdatedAt),
+		LastSignInAt:            millisToTime(u.LastSignInAt),
+	}
+}
+
+// millisToTime converts Clerk's Unix milliseconds; nil or 0 is nil.
+func millisToTime(ms *int64) *metav1.Time {
+	if ms == nil || *ms == 0 {
+		return nil
+	}
+	t := metav1.NewTime(time.UnixMilli(*ms).UTC())
+	return &t
+}
