@@ -1,0 +1,305 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
+	"github.com/kubeclerk/kubeclerk/internal/clerk"
+	"github.com/kubeclerk/kubeclerk/internal/clerk/clerkfake"
+)
+
+// The envtest control plane is started once, by the first test that needs it, and stopped by
+// TestMain, so that the pure table tests of this package run without it.
+var (
+	envOnce   sync.Once
+	envErr    error
+	testEnv   *envtest.Environment
+	restCfg   *rest.Config
+	k8sClient client.Client
+	scheme    = runtime.NewScheme()
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testEnv != nil {
+		if err := testEnv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop envtest:", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// startEnv starts kube-apiserver and etcd with the ClerkUser CRD, once.
+func startEnv(t *testing.T) {
+	t.Helper()
+	envOnce.Do(func() {
+		if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+			envErr = fmt.Errorf("KUBEBUILDER_ASSETS is not set: run 'make test', which builds or finds kube-apiserver and etcd")
+			return
+		}
+		logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapcore.Level(zapLevel()))))
+		if envErr = clientgoscheme.AddToScheme(scheme); envErr != nil {
+			return
+		}
+		if envErr = clerkv1alpha1.AddToScheme(scheme); envErr != nil {
+			return
+		}
+		testEnv = &envtest.Environment{
+			CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+			ErrorIfCRDPathMissing: true,
+		}
+		if restCfg, envErr = testEnv.Start(); envErr != nil {
+			return
+		}
+		k8sClient, envErr = client.New(restCfg, client.Options{Scheme: scheme})
+	})
+	if envErr != nil {
+		t.Fatalf("envtest: %v", envErr)
+	}
+}
+
+// harness is one isolated world for a lifecycle test: its own namespace, its own fake Clerk
+// (with its own secret key, hence its own client-side rate bucket) and its own manager that
+// only watches that namespace.
+type harness struct {
+	t      *testing.T
+	g      *WithT
+	ns     string
+	fake   *clerkfake.Server
+	srv    *httptest.Server
+	api    *clerk.Client // out-of-band changes, as the application or a person would make them
+	mgrAPI *clerk.Client
+}
+
+type harnessOptions struct {
+	syncPeriod time.Duration
+	fake       clerkfake.Options
+	wrap       func(http.Handler) http.Handler
+}
+
+const (
+	testTimeout = 30 * time.Second
+	testPoll    = 50 * time.Millisecond
+)
+
+// newHarness starts a fake Clerk API and a manager for one test; both stop when the test ends.
+func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
+	t.Helper()
+	startEnv(t)
+	o := harnessOptions{syncPeriod: time.Minute}
+	for _, f := range opts {
+		f(&o)
+	}
+	key := "sk_test_" + strings.NewReplacer("/", "_", " ", "_", "-", "_").Replace(t.Name()) + fmt.Sprint(time.Now().UnixNano())
+	o.fake.SecretKey = key
+	fake := clerkfake.New(o.fake)
+	var h http.Handler = fake
+	if o.wrap != nil {
+		h = o.wrap(fake)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	hs := &harness{t: t, g: NewWithT(t), fake: fake, srv: srv}
+	hs.g.SetDefaultEventuallyTimeout(testTimeout)
+	hs.g.SetDefaultEventuallyPollingInterval(testPoll)
+	hs.g.SetDefaultConsistentlyDuration(2 * time.Second)
+	hs.g.SetDefaultConsistentlyPollingInterval(testPoll)
+	var err error
+	hs.api, err = clerk.New(clerk.Options{BaseURL: srv.URL + "/v1", SecretKey: key, RequestsPerSecond: 1000, Burst: 1000})
+	hs.g.Expect(err).NotTo(HaveOccurred())
+	hs.mgrAPI = hs.api
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
+	hs.g.Expect(k8sClient.Create(context.Background(), ns)).To(Succeed())
+	hs.ns = ns.Name
+
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{hs.ns: {}}},
+		// Every test has its own manager in this process; the controller name repeats.
+		Controller: config.Controller{SkipNameValidation: ptr(true)},
+	})
+	hs.g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &ClerkUserReconciler{
+		Client:                  mgr.GetClient(),
+		Clerk:                   hs.mgrAPI,
+		Recorder:                mgr.GetEventRecorder("kubeclerk"),
+		SyncPeriod:              o.syncPeriod,
+		MaxConcurrentReconciles: 2,
+	}
+	hs.g.Expect(r.SetupWithManager(ctx, mgr)).To(Succeed())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	return hs
+}
+
+func withSyncPeriod(d time.Duration) func(*harnessOptions) {
+	return func(o *harnessOptions) { o.syncPeriod = d }
+}
+
+func withWrap(w func(http.Handler) http.Handler) func(*harnessOptions) {
+	return func(o *harnessOptions) { o.wrap = w }
+}
+
+// apply creates a ClerkUser in the harness namespace from a spec.
+func (h *harness) apply(name string, spec clerkv1alpha1.ClerkUserSpec) *clerkv1alpha1.ClerkUser {
+	h.t.Helper()
+	obj := &clerkv1alpha1.ClerkUser{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Spec: spec}
+	h.g.Expect(k8sClient.Create(context.Background(), obj)).To(Succeed())
+	return obj
+}
+
+// get reads a ClerkUser of the harness namespace.
+func (h *harness) get(name string) *clerkv1alpha1.ClerkUser {
+	h.t.Helper()
+	obj := &clerkv1alpha1.ClerkUser{}
+	h.g.Expect(k8sClient.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: name}, obj)).To(Succeed())
+	return obj
+}
+
+// update changes a ClerkUser's spec, retrying on conflicts with the manager's writes.
+func (h *harness) update(name string, mutate func(*clerkv1alpha1.ClerkUserSpec)) {
+	h.t.Helper()
+	h.g.Eventually(func() error {
+		obj := &clerkv1alpha1.ClerkUser{}
+		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: name}, obj); err != nil {
+			return err
+		}
+		mutate(&obj.Spec)
+		return k8sClient.Update(context.Background(), obj)
+	}).Should(Succeed())
+}
+
+// waitReady waits until the object's Ready condition has the given status and reason for its
+// current generation, and returns the object.
+func (h *harness) waitCondition(name string, status metav1.ConditionStatus, reason string) *clerkv1alpha1.ClerkUser {
+	h.t.Helper()
+	var obj *clerkv1alpha1.ClerkUser
+	h.g.Eventually(func(g Gomega) {
+		obj = &clerkv1alpha1.ClerkUser{}
+		g.Expect(k8sClient.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: name}, obj)).To(Succeed())
+		c := meta.FindStatusCondition(obj.Status.Conditions, ConditionReady)
+		g.Expect(c).NotTo(BeNil(), "no Ready condition yet")
+		g.Expect(c.ObservedGeneration).To(Equal(obj.Generation), "Ready is for an older generation")
+		g.Expect(c.Reason).To(Equal(reason), "Ready reason (message: %s)", c.Message)
+		g.Expect(c.Status).To(Equal(status))
+	}).Should(Succeed())
+	return obj
+}
+
+func (h *harness) waitSynced(name string) *clerkv1alpha1.ClerkUser {
+	h.t.Helper()
+	return h.waitCondition(name, metav1.ConditionTrue, ReasonSynced)
+}
+
+// clerkUser reads a user straight from the fake's store (not counted in its stats).
+func (h *harness) clerkUser(id string) map[string]any {
+	h.t.Helper()
+	raw, ok := h.fake.User(id)
+	h.g.Expect(ok).To(BeTrue(), "Clerk user %s does not exist", id)
+	var u map[string]any
+	h.g.Expect(json.Unmarshal(raw, &u)).To(Succeed())
+	return u
+}
+
+// seed creates a Clerk user out of band and returns its ID.
+func (h *harness) seed(p clerk.CreateUserParams) string {
+	h.t.Helper()
+	p.SkipPasswordRequirement = true
+	u, err := h.api.CreateUser(context.Background(), p)
+	h.g.Expect(err).NotTo(HaveOccurred())
+	return u.ID
+}
+
+// calls counts the requests the fake answered for a route template, e.g. "GET /v1/users".
+func (h *harness) calls(route string) int64 { return h.fake.Stats().Count(route) }
+
+// writeRoutes are every Clerk route that changes a user.
+var writeRoutes = []string{
+	"POST /v1/users", "PATCH /v1/users/{user_id}", "DELETE /v1/users/{user_id}",
+	"PATCH /v1/users/{user_id}/metadata", "PUT /v1/users/{user_id}/metadata",
+	"POST /v1/users/{user_id}/ban", "POST /v1/users/{user_id}/unban",
+	"POST /v1/users/{user_id}/lock", "POST /v1/users/{user_id}/unlock",
+	"DELETE /v1/users/{user_id}/mfa",
+}
+
+// writes counts every write request the fake answered.
+func (h *harness) writes() int64 {
+	st := h.fake.Stats()
+	var n int64
+	for _, r := range writeRoutes {
+		n += st.Count(r)
+	}
+	return n
+}
+
+// events returns the reasons of the Events recorded for a ClerkUser.
+func (h *harness) events(name string) []string {
+	h.t.Helper()
+	var list eventsv1.EventList
+	h.g.Expect(k8sClient.List(context.Background(), &list, client.InNamespace(h.ns))).To(Succeed())
+	var reasons []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == name {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	return reasons
+}
+
+// gone reports whether the ClerkUser no longer exists.
+func (h *harness) gone(name string) func() bool {
+	return func() bool {
+		err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: name}, &clerkv1alpha1.ClerkUser{})
+		return apierrors.IsNotFound(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func zapLevel() int8 {
+	if os.Getenv("KUBECLERK_TEST_VERBOSE") != "" {
+		return -2
+	}
+	return 2 // errors only
+}
