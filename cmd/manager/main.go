@@ -72,6 +72,10 @@ func main() {
 	var syncPeriod time.Duration
 	var clerkRPS float64
 	var clerkBurst, maxConcurrent int
+	var batchObservation bool
+	flag.BoolVar(&batchObservation, "batch-observation", true,
+		"Read users in batches of up to 100 per Clerk call and poll for changed users, instead of "+
+			"one read per user per sync.")
 	flag.StringVar(&clerkKeyFile, "clerk-secret-key-file", "",
 		"File holding the Clerk instance secret key (sk_live_… or sk_test_…). "+
 			"Without it the key is read from the CLERK_SECRET_KEY environment variable.")
@@ -136,7 +140,6 @@ func main() {
 		tlsOpts = append(tlsOpts, disableHTTP2)
 	}
 
-
 	// Metrics endpoint is enabled in 'config/default/kustomization.yaml'. The Metrics options configure the server.
 	// More info:
 	// - https://pkg.go.dev/sigs.k8s.io/controller-runtime@v0.25.0/pkg/metrics/server
@@ -196,9 +199,14 @@ func main() {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
+	var observer controller.Observer = controller.GetObserver{Clerk: clerkClient}
+	if batchObservation {
+		observer = &controller.BatchObserver{Clerk: clerkClient, MaxAge: syncPeriod}
+	}
 	if err := (&controller.ClerkUserReconciler{
 		Client:                  mgr.GetClient(),
 		Clerk:                   clerkClient,
+		Observer:                observer,
 		Recorder:                mgr.GetEventRecorder("kubeclerk"),
 		SyncPeriod:              syncPeriod,
 		MaxConcurrentReconciles: maxConcurrent,

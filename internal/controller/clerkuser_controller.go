@@ -26,12 +26,18 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
@@ -59,11 +65,11 @@ type ClerkUserReconciler struct {
 
 // syncResult is what observe, plan and act found and did in one reconcile.
 type syncResult struct {
-	user *clerk.User // the user as Clerk last confirmed it; nil when none was read
+	user    *clerk.User // the user as Clerk last confirmed it; nil when none was read
 	plan    Plan
-	planned bool // plan was computed for user
-	done    int  // steps of plan that landed
-	err  error // the first error, classified by report
+	planned bool  // plan was computed for user
+	done    int   // steps of plan that landed
+	err     error // the first error, classified by report
 }
 
 // +kubebuilder:rbac:groups=clerk.kubeclerk.dev,resources=clerkusers,verbs=get;list;watch;update;patch
@@ -108,6 +114,7 @@ func (r *ClerkUserReconciler) sync(ctx context.Context, obj *clerkv1alpha1.Clerk
 		if u, err = r.create(ctx, obj); err != nil {
 			return syncResult{err: err}
 		}
+		r.Observer.Remember(u)
 	}
 	p, err := plan(&obj.Spec, &obj.Status, u)
 	if err != nil {
@@ -117,6 +124,9 @@ func (r *ClerkUserReconciler) sync(ctx context.Context, obj *clerkv1alpha1.Clerk
 		return syncResult{user: u, plan: p, planned: true}
 	}
 	u, done, err := r.act(ctx, obj, u, p)
+	if done > 0 {
+		r.Observer.Remember(u)
+	}
 	return syncResult{user: u, plan: p, planned: true, done: done, err: err}
 }
 
@@ -159,7 +169,7 @@ func (r *ClerkUserReconciler) outcomeOf(obj *clerkv1alpha1.ClerkUser, res syncRe
 	if res.err != nil {
 		return classify(res.err, r.SyncPeriod)
 	}
-	requeue := ctrl.Result{RequeueAfter: jitter(r.SyncPeriod)}
+	requeue := ctrl.Result{RequeueAfter: jitter(r.SyncPeriod), Priority: ptr.To(handler.LowPriority)}
 	if obj.Spec.ManagementPolicy == clerkv1alpha1.ManagementPolicyObserve {
 		msg := fmt.Sprintf("Observing Clerk user %s; nothing to change", res.user.ID)
 		if pending := res.plan.PendingChanges(0); len(pending) > 0 {
@@ -230,6 +240,10 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if r.SyncPeriod <= 0 {
 		r.SyncPeriod = DefaultSyncPeriod
 	}
+	src, err := r.changedUsersSource(mgr)
+	if err != nil {
+		return err
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &clerkv1alpha1.ClerkUser{}, userIDIndex, func(o client.Object) []string {
 		if id := o.(*clerkv1alpha1.ClerkUser).Status.UserID; id != "" {
 			return []string{id}
@@ -241,7 +255,75 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&clerkv1alpha1.ClerkUser{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesRawSource(src).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("clerkuser").
 		Complete(r)
+}
+
+// changedUsersSource returns the source of reconciles for users an Observer found changed
+// outside kubeclerk, and hooks a BatchObserver (and its background work) into mgr.
+func (r *ClerkUserReconciler) changedUsersSource(mgr ctrl.Manager) (source.Source, error) {
+	changes := make(chan event.GenericEvent, 1024)
+	if bo, ok := r.Observer.(*BatchObserver); ok {
+		if bo.Changed == nil {
+			bo.Changed = func(ctx context.Context, ids []string) { r.enqueueUsers(ctx, ids, changes) }
+		}
+		if bo.MaxAge <= 0 {
+			bo.MaxAge = r.SyncPeriod
+		}
+		bo.Log = mgr.GetLogger().WithName("observer")
+		if err := mgr.Add(bo); err != nil {
+			return nil, fmt.Errorf("add the batched observer: %w", err)
+		}
+		// After a start, read every bound user in batches before the reconciles ask one by one.
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			if !mgr.GetCache().WaitForCacheSync(ctx) {
+				return nil
+			}
+			var list clerkv1alpha1.ClerkUserList
+			if err := r.List(ctx, &list); err != nil {
+				return fmt.Errorf("list ClerkUsers to prefetch their Clerk users: %w", err)
+			}
+			ids := make([]string, 0, len(list.Items))
+			for i := range list.Items {
+				if id := boundID(&list.Items[i]); id != "" {
+					ids = append(ids, id)
+				}
+			}
+			bo.Prefetch(ids)
+			return nil
+		})); err != nil {
+			return nil, fmt.Errorf("add the prefetch of bound users: %w", err)
+		}
+	}
+	return source.Channel(changes, &handler.EnqueueRequestForObject{}), nil
+}
+
+// enqueueUsers asks for a reconcile of every ClerkUser bound to one of ids.
+func (r *ClerkUserReconciler) enqueueUsers(ctx context.Context, ids []string, out chan<- event.GenericEvent) {
+	for _, id := range ids {
+		var list clerkv1alpha1.ClerkUserList
+		if err := r.List(ctx, &list, client.MatchingFields{userIDIndex: id}); err != nil {
+			logf.FromContext(ctx).Error(err, "Finding ClerkUsers of a changed Clerk user failed", "userID", id)
+			continue
+		}
+		for i := range list.Items {
+			logf.FromContext(ctx).V(1).Info("Clerk user changed outside kubeclerk", "userID", id,
+				"clerkUser", client.ObjectKeyFromObject(&list.Items[i]))
+			select {
+			case out <- event.GenericEvent{Object: &list.Items[i]}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// boundID is the Clerk user ID an object is bound to: spec.userID, else status.userID.
+func boundID(obj *clerkv1alpha1.ClerkUser) string {
+	if obj.Spec.UserID != "" {
+		return obj.Spec.UserID
+	}
+	return obj.Status.UserID
 }

@@ -62,6 +62,9 @@ func (r *ClerkUserReconciler) applyDeletionPolicy(ctx context.Context, obj *cler
 			r.event(obj, EventDeleted, "Deleted Clerk user %s: deletionPolicy Delete", id)
 		}
 	}
+	if err == nil || clerk.IsNotFound(err) {
+		r.Observer.Forget(id)
+	}
 	switch {
 	case err == nil:
 		logf.FromContext(ctx).Info("Applied deletion policy", "userID", id, "policy", obj.Spec.DeletionPolicy)

@@ -48,6 +48,10 @@ type Observer interface {
 	// Observe returns the Clerk user with the given ID, as fresh as a write may trust, or an
 	// error for which clerk.IsNotFound is true when the user does not exist.
 	Observe(ctx context.Context, userID string) (*clerk.User, error)
+	// Remember records u as Clerk confirmed it in answer to a write.
+	Remember(u *clerk.User)
+	// Forget drops what is known of a user that is gone or no longer managed.
+	Forget(userID string)
 }
 
 // userGetter is the read the per-object observer needs.
@@ -65,6 +69,12 @@ type GetObserver struct {
 func (o GetObserver) Observe(ctx context.Context, userID string) (*clerk.User, error) {
 	return o.Clerk.GetUser(ctx, userID)
 }
+
+// Remember implements Observer; every Observe reads anyway.
+func (GetObserver) Remember(*clerk.User) {}
+
+// Forget implements Observer; nothing is kept.
+func (GetObserver) Forget(string) {}
 
 // lookup returns which identifier of spec finds the user when no ID is known: the first set of
 // externalID, emailAddress, username, as a list filter and a description for messages.
@@ -87,11 +97,7 @@ func lookup(spec *clerkv1alpha1.ClerkUserSpec) (clerk.ListUsersParams, string) {
 // (spec.userID, else status.userID), else by the lookup identifier. A nil user with a nil error
 // means no user matches and obj may create one.
 func (r *ClerkUserReconciler) find(ctx context.Context, obj *clerkv1alpha1.ClerkUser) (*clerk.User, error) {
-	id := obj.Spec.UserID
-	if id == "" {
-		id = obj.Status.UserID
-	}
-	if id != "" {
+	if id := boundID(obj); id != "" {
 		u, err := r.Observer.Observe(ctx, id)
 		switch {
 		case err == nil:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -232,8 +233,12 @@ func metadataFields(spec *clerkv1alpha1.ClerkUserSpec, status *clerkv1alpha1.Cle
 func planMetadata(policy clerkv1alpha1.MetadataPolicy, fields []metadataField) (Step, *clerkv1alpha1.OwnedMetadataKeys, bool, error) {
 	s := Step{Kind: StepMetadata, ReplaceMetadata: policy == clerkv1alpha1.MetadataPolicyReplace}
 	var owned *clerkv1alpha1.OwnedMetadataKeys
+	var declared []string
 	total := 0
 	for _, f := range fields {
+		if f.isSet {
+			declared = append(declared, "spec."+f.name)
+		}
 		var after map[string]any
 		if s.ReplaceMetadata {
 			after = f.clerk
@@ -266,8 +271,13 @@ func planMetadata(policy clerkv1alpha1.MetadataPolicy, fields []metadataField) (
 		b, _ := json.Marshal(nonNil(after))
 		total += len(b)
 	}
-	if total > MaxMetadataBytes {
-		return Step{}, nil, false, &InvalidSpecError{Field: "spec.publicMetadata, spec.privateMetadata, spec.unsafeMetadata",
+	// The limit guards what this plan would write: metadata it leaves alone is Clerk's to judge.
+	if len(s.Changes) > 0 && total > MaxMetadataBytes {
+		field := strings.Join(declared, ", ")
+		if field == "" {
+			field = "spec.publicMetadata, spec.privateMetadata, spec.unsafeMetadata"
+		}
+		return Step{}, nil, false, &InvalidSpecError{Field: field,
 			Reason: fmt.Sprintf("the user's metadata would take %d bytes, over Clerk's limit of %d; declare smaller objects", total, MaxMetadataBytes)}
 	}
 	return s, owned, len(s.Changes) > 0, nil
@@ -287,8 +297,10 @@ func mergePatch(f metadataField) (map[string]any, []string) {
 			}
 		case !present:
 			patch[k] = want
-		case !jsonEqual(have, want):
-			patch[k] = exactPatch(have, want)
+		case !jsonEqual(have, withoutNulls(want)):
+			// Nested nulls mean "absent": that is all a deep merge can make of them, so
+			// compare and diff against what the merge leaves, or the key never converges.
+			patch[k] = exactPatch(have, withoutNulls(want))
 		}
 	}
 	for _, k := range f.owned {
@@ -301,6 +313,22 @@ func mergePatch(f metadataField) (map[string]any, []string) {
 	}
 	keys := sortedKeys(f.declared)
 	return patch, keys
+}
+
+// withoutNulls returns v without the null members of its objects, at any depth outside arrays
+// (which replace as a whole): what a deep merge of v leaves in Clerk.
+func withoutNulls(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	out := make(map[string]any, len(m))
+	for k, x := range m {
+		if x != nil {
+			out[k] = withoutNulls(x)
+		}
+	}
+	return out
 }
 
 // exactPatch returns the merge-patch value that turns have into want under Clerk's deep merge:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,9 +24,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -99,9 +100,12 @@ type harness struct {
 	srv    *httptest.Server
 	api    *clerk.Client // out-of-band changes, as the application or a person would make them
 	mgrAPI *clerk.Client
+	opts   harnessOptions
+	stop   func()
 }
 
 type harnessOptions struct {
+	perObject  bool // GetObserver instead of the default BatchObserver
 	syncPeriod time.Duration
 	fake       clerkfake.Options
 	wrap       func(http.Handler) http.Handler
@@ -144,34 +148,65 @@ func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
 	hs.g.Expect(k8sClient.Create(context.Background(), ns)).To(Succeed())
 	hs.ns = ns.Name
 
+	hs.opts = o
+	hs.start()
+	return hs
+}
+
+// start starts a manager for the harness namespace; it stops with the test or with stop.
+func (h *harness) start() {
+	h.t.Helper()
+	o := h.opts
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{hs.ns: {}}},
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
 		// Every test has its own manager in this process; the controller name repeats.
-		Controller: config.Controller{SkipNameValidation: ptr(true)},
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
-	hs.g.Expect(err).NotTo(HaveOccurred())
+	h.g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
+	var observer Observer = &BatchObserver{Clerk: h.mgrAPI, MaxAge: o.syncPeriod}
+	if o.perObject {
+		observer = GetObserver{Clerk: h.mgrAPI}
+	}
 	r := &ClerkUserReconciler{
 		Client:                  mgr.GetClient(),
-		Clerk:                   hs.mgrAPI,
+		Clerk:                   h.mgrAPI,
+		Observer:                observer,
 		Recorder:                mgr.GetEventRecorder("kubeclerk"),
 		SyncPeriod:              o.syncPeriod,
 		MaxConcurrentReconciles: 2,
 	}
-	hs.g.Expect(r.SetupWithManager(ctx, mgr)).To(Succeed())
+	h.g.Expect(r.SetupWithManager(ctx, mgr)).To(Succeed())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-	return hs
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				h.t.Errorf("manager: %v", err)
+			}
+		})
+	}
+	h.t.Cleanup(h.stop)
+	if !o.perObject {
+		// The batched observer's first poll (how many users, where changes stand) comes first.
+		lists := h.calls("GET /v1/users")
+		h.g.Eventually(func() int64 { return h.calls("GET /v1/users") }).Should(BeNumerically(">", lists))
+	}
 }
+
+// restart stops the manager and starts a new one, as a rollout or a crash would.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.stop()
+	h.start()
+}
+
+func perObject(o *harnessOptions) { o.perObject = true }
 
 func withSyncPeriod(d time.Duration) func(*harnessOptions) {
 	return func(o *harnessOptions) { o.syncPeriod = d }
@@ -263,6 +298,12 @@ var writeRoutes = []string{
 	"DELETE /v1/users/{user_id}/mfa",
 }
 
+// reads counts every read of users the fake answered: by ID, and lists (lookups, batches, polls).
+func (h *harness) reads() int64 {
+	st := h.fake.Stats()
+	return st.Count("GET /v1/users/{user_id}") + st.Count("GET /v1/users") + st.Count("GET /v1/users/count")
+}
+
 // writes counts every write request the fake answered.
 func (h *harness) writes() int64 {
 	st := h.fake.Stats()
@@ -295,11 +336,9 @@ func (h *harness) gone(name string) func() bool {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func zapLevel() int8 {
 	if os.Getenv("KUBECLERK_TEST_VERBOSE") != "" {
-		return -2
+		return -5
 	}
 	return 2 // errors only
 }
