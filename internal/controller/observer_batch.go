@@ -31,7 +31,7 @@ type userLister interface {
 //     changed since the last poll, refreshes them and reports the managed ones through Changed;
 //     every other cached observation is then known to be current as of the poll. A
 //     GET /users/count per poll finds deletions, which the updated_at order cannot show.
-//     An idle instance costs two calls per poll.
+//     An idle instance costs two calls per poll, a poll every 90% of the sync period.
 //   - Reconciles report what Clerk confirmed after a write (Remember), so a write never makes
 //     the cache stale.
 //
@@ -41,7 +41,8 @@ type BatchObserver struct {
 	Clerk userLister
 	// MaxAge is how long an observation is trusted without Clerk confirming it (the sync period).
 	MaxAge time.Duration
-	// PollInterval is how often changed users are polled; MaxAge when zero.
+	// PollInterval is how often changed users are polled; 90% of MaxAge when zero, so that a
+	// poll confirms the cache before its observations expire.
 	PollInterval time.Duration
 	// Window is how long a read waits for other reads to share its call; 20 ms when zero.
 	Window time.Duration
@@ -59,6 +60,8 @@ type BatchObserver struct {
 	kick    chan struct{}
 	// watermark is the updated_at (Unix ms) up to which changes have been polled; 0 before the first poll.
 	watermark int64
+	// atWatermark are the users last seen with updated_at equal to the watermark.
+	atWatermark map[string]bool
 	// count is the number of users Clerk had at the last poll.
 	count int64
 	// polled is set once the first poll has learnt the watermark and the count.
@@ -81,7 +84,7 @@ func (o *BatchObserver) init() {
 		o.waiting = map[string][]chan observation{}
 		o.kick = make(chan struct{}, 1)
 		if o.PollInterval <= 0 {
-			o.PollInterval = o.MaxAge
+			o.PollInterval = o.MaxAge * 9 / 10
 		}
 		if o.Window <= 0 {
 			o.Window = 20 * time.Millisecond
@@ -265,7 +268,7 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 	o.init()
 	start := o.now()
 	o.mu.Lock()
-	watermark, lastCount, first := o.watermark, o.count, !o.polled
+	watermark, lastCount, first, seen := o.watermark, o.count, !o.polled, o.atWatermark
 	o.mu.Unlock()
 
 	// Count before listing: a user created in between then shows up in the list but not in the
@@ -276,6 +279,10 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 	}
 	var changed []clerk.User
 	newest, created := watermark, int64(0)
+	atNewest := map[string]bool{}
+	for id := range seen {
+		atNewest[id] = true
+	}
 	limit := batchSize
 	if first {
 		limit = 1 // the first poll only learns where the changes stand
@@ -287,14 +294,19 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 		}
 		done := len(page) < limit || first
 		for _, u := range page {
-			newest = max(newest, u.UpdatedAt)
-			if u.UpdatedAt < watermark {
+			// Changes in the watermark's millisecond are read again, in case they came after
+			// the last poll; the users that poll already saw there mark the end.
+			if u.UpdatedAt < watermark || u.UpdatedAt == watermark && seen[u.ID] {
 				done = true
 				break
 			}
+			switch {
+			case u.UpdatedAt > newest:
+				newest, atNewest = u.UpdatedAt, map[string]bool{u.ID: true}
+			case u.UpdatedAt == newest:
+				atNewest[u.ID] = true
+			}
 			if !first {
-				// Changes at the watermark's millisecond are seen again, in case they came
-				// after the last poll read it; the cache tells them apart.
 				changed = append(changed, u)
 				if u.CreatedAt > watermark {
 					created++
@@ -327,7 +339,7 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 			o.cache[id] = c
 		}
 	}
-	o.watermark, o.count, o.polled = newest, count, true
+	o.watermark, o.atWatermark, o.count, o.polled = newest, atNewest, count, true
 	o.mu.Unlock()
 
 	if len(ids) > 0 && o.Changed != nil {
