@@ -208,8 +208,7 @@ func parseBaseURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Error quotes the URL; rebuild the message without it (it may hold credentials).
-		var ue *url.Error
-		if errors.As(err, &ue) {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
 			err = ue.Err
 		}
 		return "", fmt.Errorf("clerk: Options.BaseURL is not a valid URL: %w", err)

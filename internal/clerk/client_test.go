@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"strings"
@@ -377,9 +378,9 @@ func TestRequestBodies(t *testing.T) {
 			name: "create: nil omitted, empty map sent",
 			call: func(c *clerk.Client) error {
 				_, err := c.CreateUser(ctx, clerk.CreateUserParams{
-					ExternalID:              ptr("emp-1"),
+					ExternalID:              new("emp-1"),
 					EmailAddresses:          []string{"a@example.com", "b@example.com"},
-					Username:                ptr(""),
+					Username:                new(""),
 					PublicMetadata:          map[string]any{},
 					PrivateMetadata:         map[string]any{"k": nil, "n": map[string]any{"x": 1}},
 					SkipPasswordRequirement: true,
@@ -406,8 +407,8 @@ func TestRequestBodies(t *testing.T) {
 		{
 			name: "create: password and totp",
 			call: func(c *clerk.Client) error {
-				_, err := c.CreateUser(ctx, clerk.CreateUserParams{Password: ptr("correct horse"), TOTPSecret: ptr("JBSWY3DPEHPK3PXP"),
-					FirstName: ptr("A"), LastName: ptr("B")})
+				_, err := c.CreateUser(ctx, clerk.CreateUserParams{Password: new("correct horse"), TOTPSecret: new("JBSWY3DPEHPK3PXP"),
+					FirstName: new("A"), LastName: new("B")})
 				return err
 			},
 			want: map[string]any{"password": "correct horse", "totp_secret": "JBSWY3DPEHPK3PXP", "first_name": "A", "last_name": "B"},
@@ -490,9 +491,7 @@ func TestListQuery(t *testing.T) {
 			return err
 		}, func() map[string][]string {
 			m := map[string][]string{"limit": {"500"}, "offset": {"20"}, "order_by": {"-updated_at"}}
-			for k, v := range filters {
-				m[k] = v
-			}
+			maps.Copy(m, filters)
 			return m
 		}()},
 		{"count sends filters only", func() error {
@@ -624,10 +623,10 @@ func TestUserDecoding(t *testing.T) {
 	want := &clerk.User{
 		ID:                    "user_2dYS7stz9bgxQsSRvNqEAHhuxvW",
 		Object:                "user",
-		ExternalID:            ptr("emp-1042"),
-		FirstName:             ptr("Ada"),
-		LastName:              ptr("Lovelace"),
-		PrimaryEmailAddressID: ptr("idn_2"),
+		ExternalID:            new("emp-1042"),
+		FirstName:             new("Ada"),
+		LastName:              new("Lovelace"),
+		PrimaryEmailAddressID: new("idn_2"),
 		EmailAddresses: []clerk.EmailAddress{
 			{ID: "idn_1", EmailAddress: "old@example.com"},
 			{ID: "idn_2", EmailAddress: "ada@example.com", Verification: &clerk.Verification{Status: "verified", Strategy: "admin"}},
@@ -636,13 +635,13 @@ func TestUserDecoding(t *testing.T) {
 		UnsafeMetadata:          map[string]any{},
 		Banned:                  true,
 		Locked:                  true,
-		LockoutExpiresInSeconds: ptr(int64(3600)),
+		LockoutExpiresInSeconds: new(int64(3600)),
 		TwoFactorEnabled:        true,
 		TOTPEnabled:             true,
 		PasswordEnabled:         true,
 		CreatedAt:               1730160000000,
 		UpdatedAt:               1730160000003,
-		LastSignInAt:            ptr(int64(1730160000002)),
+		LastSignInAt:            new(int64(1730160000002)),
 	}
 	if diff := cmp.Diff(want, u); diff != "" {
 		t.Errorf("user (-want +got):\n%s", diff)
@@ -661,8 +660,8 @@ func TestPrimaryEmailAddress(t *testing.T) {
 	}{
 		{"nil user", nil, ""},
 		{"no primary", &clerk.User{EmailAddresses: emails}, ""},
-		{"primary second", &clerk.User{EmailAddresses: emails, PrimaryEmailAddressID: ptr("idn_2")}, "b@x"},
-		{"dangling primary", &clerk.User{EmailAddresses: emails, PrimaryEmailAddressID: ptr("idn_9")}, ""},
+		{"primary second", &clerk.User{EmailAddresses: emails, PrimaryEmailAddressID: new("idn_2")}, "b@x"},
+		{"dangling primary", &clerk.User{EmailAddresses: emails, PrimaryEmailAddressID: new("idn_9")}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

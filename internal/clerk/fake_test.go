@@ -75,11 +75,11 @@ func TestFakeCreateAndGet(t *testing.T) {
 	env := newFake(t, clerkfake.Options{})
 	ctx := t.Context()
 	created, err := env.c.CreateUser(ctx, clerk.CreateUserParams{
-		ExternalID:              ptr("emp-1042"),
+		ExternalID:              new("emp-1042"),
 		EmailAddresses:          []string{"alice@example.com", "alice2@example.com"},
-		Username:                ptr("alice"),
-		FirstName:               ptr("Alice"),
-		LastName:                ptr("Liddell"),
+		Username:                new("alice"),
+		FirstName:               new("Alice"),
+		LastName:                new("Liddell"),
 		PublicMetadata:          map[string]any{"team": "support"},
 		PrivateMetadata:         map[string]any{"level": 3},
 		SkipPasswordRequirement: true,
@@ -99,7 +99,7 @@ func TestFakeCreateAndGet(t *testing.T) {
 	}
 	want := &clerk.User{
 		ID: created.ID, Object: "user",
-		ExternalID: ptr("emp-1042"), Username: ptr("alice"), FirstName: ptr("Alice"), LastName: ptr("Liddell"),
+		ExternalID: new("emp-1042"), Username: new("alice"), FirstName: new("Alice"), LastName: new("Liddell"),
 		PrimaryEmailAddressID: created.PrimaryEmailAddressID,
 		PublicMetadata:        map[string]any{"team": "support"},
 		PrivateMetadata:       map[string]any{"level": float64(3)},
@@ -126,9 +126,9 @@ func TestFakeListAndCount(t *testing.T) {
 	ids := make([]string, 0, 3) // in creation order: alice, bob, carol
 	for _, name := range []string{"alice", "bobby", "carol"} {
 		u := env.mustCreate(t, clerk.CreateUserParams{
-			ExternalID:     ptr("ext-" + name),
+			ExternalID:     new("ext-" + name),
 			EmailAddresses: []string{name + "@example.com"},
-			Username:       ptr(name),
+			Username:       new(name),
 		})
 		ids = append(ids, u.ID)
 	}
@@ -186,8 +186,8 @@ func TestFakeUpdateUser(t *testing.T) {
 	env := newFake(t, clerkfake.Options{})
 	ctx := t.Context()
 	u := env.mustCreate(t, clerk.CreateUserParams{
-		ExternalID: ptr("emp-1"), EmailAddresses: []string{"u@example.com"}, Username: ptr("user1"),
-		FirstName: ptr("First"), LastName: ptr("Last"),
+		ExternalID: new("emp-1"), EmailAddresses: []string{"u@example.com"}, Username: new("user1"),
+		FirstName: new("First"), LastName: new("Last"),
 	})
 	tests := []struct {
 		name  string
@@ -196,14 +196,14 @@ func TestFakeUpdateUser(t *testing.T) {
 	}{
 		{"set values; absent fields untouched", clerk.UpdateUserParams{FirstName: clerk.Set("Alice"), ExternalID: clerk.Set("emp-2")},
 			func(t *testing.T, got *clerk.User) {
-				want := struct{ Ext, User, First, Last *string }{ptr("emp-2"), ptr("user1"), ptr("Alice"), ptr("Last")}
+				want := struct{ Ext, User, First, Last *string }{new("emp-2"), new("user1"), new("Alice"), new("Last")}
 				if diff := cmp.Diff(want, struct{ Ext, User, First, Last *string }{got.ExternalID, got.Username, got.FirstName, got.LastName}); diff != "" {
 					t.Errorf("(-want +got):\n%s", diff)
 				}
 			}},
 		{"null clears", clerk.UpdateUserParams{LastName: clerk.Null[string](), ExternalID: clerk.Null[string](), Username: clerk.Null[string]()},
 			func(t *testing.T, got *clerk.User) {
-				want := struct{ Ext, User, First, Last *string }{nil, nil, ptr("Alice"), nil}
+				want := struct{ Ext, User, First, Last *string }{nil, nil, new("Alice"), nil}
 				if diff := cmp.Diff(want, struct{ Ext, User, First, Last *string }{got.ExternalID, got.Username, got.FirstName, got.LastName}); diff != "" {
 					t.Errorf("(-want +got):\n%s", diff)
 				}
@@ -360,7 +360,7 @@ func TestFakeDeleteUser(t *testing.T) {
 }
 
 func TestFakeBanAndLock(t *testing.T) {
-	env := newFake(t, clerkfake.Options{LockoutSeconds: ptr(int64(600))})
+	env := newFake(t, clerkfake.Options{LockoutSeconds: new(int64(600))})
 	ctx := t.Context()
 	u := env.mustCreate(t, clerk.CreateUserParams{EmailAddresses: []string{"b@example.com"}})
 	type state struct {
@@ -411,7 +411,7 @@ func TestFakeMFA(t *testing.T) {
 	newMFAUser := func(t *testing.T) string {
 		u := env.mustCreate(t, clerk.CreateUserParams{
 			EmailAddresses: []string{strings.ToLower(uniqueKey(t)[8:]) + "@example.com"},
-			TOTPSecret:     ptr("JBSWY3DPEHPK3PXP"),
+			TOTPSecret:     new("JBSWY3DPEHPK3PXP"),
 			BackupCodes:    []string{"aaaa1111", "bbbb2222"},
 		})
 		if diff := cmp.Diff(mfa{true, true, true}, mfa{u.TwoFactorEnabled, u.TOTPEnabled, u.BackupCodeEnabled}); diff != "" {
@@ -473,7 +473,7 @@ func TestFakeOneRequestPerCall(t *testing.T) {
 		{"GET /v1/users/count", func() error { _, err := env.c.CountUsers(ctx, clerk.ListUsersParams{}); return err }},
 		{"GET /v1/users/{user_id}", func() error { return user(env.c.GetUser(ctx, u.ID)) }},
 		{"POST /v1/users", func() error {
-			return user(env.c.CreateUser(ctx, clerk.CreateUserParams{Username: ptr("another"), SkipPasswordRequirement: true}))
+			return user(env.c.CreateUser(ctx, clerk.CreateUserParams{Username: new("another"), SkipPasswordRequirement: true}))
 		}},
 		{"PATCH /v1/users/{user_id}", func() error {
 			return user(env.c.UpdateUser(ctx, u.ID, clerk.UpdateUserParams{FirstName: clerk.Set("X")}))
@@ -530,7 +530,7 @@ func TestFakeWrongKey(t *testing.T) {
 func TestFakeUniqueness(t *testing.T) {
 	env := newFake(t, clerkfake.Options{})
 	ctx := t.Context()
-	env.mustCreate(t, clerk.CreateUserParams{ExternalID: ptr("emp-1"), EmailAddresses: []string{"taken@example.com"}, Username: ptr("taken")})
+	env.mustCreate(t, clerk.CreateUserParams{ExternalID: new("emp-1"), EmailAddresses: []string{"taken@example.com"}, Username: new("taken")})
 	other := env.mustCreate(t, clerk.CreateUserParams{EmailAddresses: []string{"other@example.com"}})
 	tests := []struct {
 		name  string
@@ -538,7 +538,7 @@ func TestFakeUniqueness(t *testing.T) {
 		param string
 	}{
 		{"create: username", func() error {
-			_, err := env.c.CreateUser(ctx, clerk.CreateUserParams{Username: ptr("taken"), SkipPasswordRequirement: true})
+			_, err := env.c.CreateUser(ctx, clerk.CreateUserParams{Username: new("taken"), SkipPasswordRequirement: true})
 			return err
 		}, "username"},
 		{"create: email", func() error {
@@ -546,7 +546,7 @@ func TestFakeUniqueness(t *testing.T) {
 			return err
 		}, "email_address"},
 		{"create: external ID", func() error {
-			_, err := env.c.CreateUser(ctx, clerk.CreateUserParams{ExternalID: ptr("emp-1"), Username: ptr("fresh"), SkipPasswordRequirement: true})
+			_, err := env.c.CreateUser(ctx, clerk.CreateUserParams{ExternalID: new("emp-1"), Username: new("fresh"), SkipPasswordRequirement: true})
 			return err
 		}, "external_id"},
 		{"update: username", func() error {
@@ -584,9 +584,9 @@ func TestFakeUnknownBodyFieldsNeverSent(t *testing.T) {
 	env := newFake(t, clerkfake.Options{})
 	ctx := t.Context()
 	u, err := env.c.CreateUser(ctx, clerk.CreateUserParams{
-		ExternalID: ptr("all-1"), EmailAddresses: []string{"all@example.com"}, Username: ptr("allfields"),
-		FirstName: ptr("A"), LastName: ptr("B"), Password: ptr("a-Long-and-unusual-passw0rd!"),
-		SkipPasswordRequirement: true, TOTPSecret: ptr("JBSWY3DPEHPK3PXP"), BackupCodes: []string{"c1"},
+		ExternalID: new("all-1"), EmailAddresses: []string{"all@example.com"}, Username: new("allfields"),
+		FirstName: new("A"), LastName: new("B"), Password: new("a-Long-and-unusual-passw0rd!"),
+		SkipPasswordRequirement: true, TOTPSecret: new("JBSWY3DPEHPK3PXP"), BackupCodes: []string{"c1"},
 		PublicMetadata: map[string]any{}, PrivateMetadata: map[string]any{}, UnsafeMetadata: map[string]any{},
 	})
 	if err != nil {

@@ -161,4 +161,5 @@ const userJSON = `{
   "some_future_field": {"nested": [1, 2, 3]}
 }`
 
-func ptr[T any](v T) *T { return &v }
+//go:fix inline
+func ptr[T any](v T) *T { return new(v) }

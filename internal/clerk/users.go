@@ -425,7 +425,7 @@ func ValidID(id string) bool {
 	}
 	for ; i < len(id); i++ {
 		b := id[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9') {
+		if (b < 'a' || b > 'z') && (b < 'A' || b > 'Z') && (b < '0' || b > '9') {
 			return false
 		}
 	}

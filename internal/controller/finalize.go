@@ -44,8 +44,7 @@ func (r *ClerkUserReconciler) applyDeletionPolicy(ctx context.Context, obj *cler
 		return nil
 	}
 	if err := r.conflict(ctx, obj, id); err != nil {
-		var stall *stallError
-		if errors.As(err, &stall) {
+		if _, ok := errors.AsType[*stallError](err); ok {
 			// Another, older object manages the user: releasing this one must not touch it.
 			return nil
 		}

@@ -48,14 +48,14 @@ func TestAdoptByEachIdentifier(t *testing.T) {
 					opts = append(opts, perObject)
 				}
 				h := newHarness(t, opts...)
-				id := h.seed(clerk.CreateUserParams{ExternalID: ptr.To("emp-1"), EmailAddresses: []string{"ada@example.com"},
-					Username: ptr.To("ada_l"), FirstName: ptr.To("Ada"), PublicMetadata: map[string]any{"app": "kept"}})
+				id := h.seed(clerk.CreateUserParams{ExternalID: new("emp-1"), EmailAddresses: []string{"ada@example.com"},
+					Username: new("ada_l"), FirstName: new("Ada"), PublicMetadata: map[string]any{"app": "kept"}})
 				before, reads0 := h.fake.Stats(), h.reads()
 
 				spec := tc.spec(id)
-				spec.LastName = ptr.To("Lovelace")
+				spec.LastName = new("Lovelace")
 				spec.PublicMetadata = rawJSON(`{"role":"admin","teams":["billing"]}`)
-				spec.Banned = ptr.To(true)
+				spec.Banned = new(true)
 				h.apply("ada", spec)
 
 				obj := h.waitSynced("ada")
@@ -92,8 +92,8 @@ func TestAdoptByEachIdentifier(t *testing.T) {
 func TestInSyncCostsOneReadPerSync(t *testing.T) {
 	const period = 500 * time.Millisecond
 	h := newHarness(t, withSyncPeriod(period), perObject)
-	id := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"sync@example.com"}, FirstName: ptr.To("Sam")})
-	h.apply("sam", clerkv1alpha1.ClerkUserSpec{UserID: id, FirstName: ptr.To("Sam")})
+	id := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"sync@example.com"}, FirstName: new("Sam")})
+	h.apply("sam", clerkv1alpha1.ClerkUserSpec{UserID: id, FirstName: new("Sam")})
 	first := h.waitSynced("sam").Status.LastSyncTime
 
 	reads0, writes0, lists0 := h.calls("GET /v1/users/{user_id}"), h.writes(), h.calls("GET /v1/users")
@@ -183,7 +183,7 @@ func TestWaitThenAdopt(t *testing.T) {
 func TestCreate(t *testing.T) {
 	h := newHarness(t)
 	h.apply("bob", clerkv1alpha1.ClerkUserSpec{EmailAddress: "bob@example.com", ExternalID: "ctr-7",
-		FirstName: ptr.To("Bob"), PrivateMetadata: rawJSON(`{"crm":"C-1"}`), Locked: ptr.To(true),
+		FirstName: new("Bob"), PrivateMetadata: rawJSON(`{"crm":"C-1"}`), Locked: new(true),
 		CreationPolicy: clerkv1alpha1.CreationPolicyAdoptOrCreate})
 	obj := h.waitSynced("bob")
 	u := h.clerkUser(obj.Status.UserID)
@@ -217,7 +217,7 @@ func TestCreateLostResponse(t *testing.T) {
 func TestDriftCorrected(t *testing.T) {
 	h := newHarness(t, withSyncPeriod(time.Second))
 	id := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"drift@example.com"}})
-	h.apply("drift", clerkv1alpha1.ClerkUserSpec{UserID: id, FirstName: ptr.To("Dee"), Banned: ptr.To(false),
+	h.apply("drift", clerkv1alpha1.ClerkUserSpec{UserID: id, FirstName: new("Dee"), Banned: new(false),
 		PublicMetadata: rawJSON(`{"role":"viewer","prefs":{"theme":"dark"}}`)})
 	h.waitSynced("drift")
 
@@ -269,7 +269,7 @@ func TestObservePlan(t *testing.T) {
 	h := newHarness(t)
 	id := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"ceo@example.com"}})
 	writes0 := h.writes()
-	h.apply("ceo", clerkv1alpha1.ClerkUserSpec{EmailAddress: "ceo@example.com", Banned: ptr.To(true), FirstName: ptr.To("C"),
+	h.apply("ceo", clerkv1alpha1.ClerkUserSpec{EmailAddress: "ceo@example.com", Banned: new(true), FirstName: new("C"),
 		PublicMetadata: rawJSON(`{"role":"admin"}`), ManagementPolicy: clerkv1alpha1.ManagementPolicyObserve,
 		DeletionPolicy: clerkv1alpha1.DeletionPolicyDelete})
 	obj := h.waitCondition("ceo", metav1.ConditionTrue, ReasonObserved)
@@ -290,12 +290,12 @@ func TestObservePlan(t *testing.T) {
 func TestBanUnbanLockUnlock(t *testing.T) {
 	h := newHarness(t)
 	id := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"acc@example.com"}})
-	h.apply("acc", clerkv1alpha1.ClerkUserSpec{UserID: id, Banned: ptr.To(true), Locked: ptr.To(true)})
+	h.apply("acc", clerkv1alpha1.ClerkUserSpec{UserID: id, Banned: new(true), Locked: new(true)})
 	obj := h.waitSynced("acc")
 	h.g.Expect(obj.Status.Observed.Banned).To(BeTrue())
 	h.g.Expect(obj.Status.Observed.Locked).To(BeTrue())
 
-	h.update("acc", func(s *clerkv1alpha1.ClerkUserSpec) { s.Banned, s.Locked = ptr.To(false), ptr.To(false) })
+	h.update("acc", func(s *clerkv1alpha1.ClerkUserSpec) { s.Banned, s.Locked = new(false), new(false) })
 	h.g.Eventually(func(g Gomega) {
 		u := h.clerkUser(id)
 		g.Expect(u["banned"]).To(BeFalse())
@@ -429,10 +429,10 @@ func TestUserDeletedOutOfBand(t *testing.T) {
 func TestConflict(t *testing.T) {
 	h := newHarness(t)
 	id := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"dup@example.com"}})
-	h.apply("first", clerkv1alpha1.ClerkUserSpec{UserID: id, FirstName: ptr.To("One")})
+	h.apply("first", clerkv1alpha1.ClerkUserSpec{UserID: id, FirstName: new("One")})
 	h.waitSynced("first")
 	writes := h.writes()
-	h.apply("second", clerkv1alpha1.ClerkUserSpec{EmailAddress: "dup@example.com", FirstName: ptr.To("Two"),
+	h.apply("second", clerkv1alpha1.ClerkUserSpec{EmailAddress: "dup@example.com", FirstName: new("Two"),
 		DeletionPolicy: clerkv1alpha1.DeletionPolicyDelete})
 	obj := h.waitCondition("second", metav1.ConditionFalse, ReasonConflict)
 	h.g.Expect(meta.IsStatusConditionTrue(obj.Status.Conditions, ConditionStalled)).To(BeTrue())
@@ -477,7 +477,7 @@ func TestAmbiguousUser(t *testing.T) {
 // spec recovers it.
 func TestClerkRejects(t *testing.T) {
 	h := newHarness(t, withSyncPeriod(time.Second))
-	h.seed(clerk.CreateUserParams{EmailAddresses: []string{"rej@example.com"}, Username: ptr.To("taken_name")})
+	h.seed(clerk.CreateUserParams{EmailAddresses: []string{"rej@example.com"}, Username: new("taken_name")})
 	other := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"other@example.com"}})
 	h.apply("rej", clerkv1alpha1.ClerkUserSpec{UserID: other, Username: "taken_name"})
 	obj := h.waitCondition("rej", metav1.ConditionFalse, ReasonClerkRejected)
@@ -497,7 +497,7 @@ func TestClerkUnavailableThenBack(t *testing.T) {
 	h := newHarness(t)
 	id := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"flaky@example.com"}})
 	h.g.Expect(h.fake.SetFaults(clerkfake.Faults{Rate503: 1})).To(Succeed())
-	h.apply("flaky", clerkv1alpha1.ClerkUserSpec{UserID: id, FirstName: ptr.To("F")})
+	h.apply("flaky", clerkv1alpha1.ClerkUserSpec{UserID: id, FirstName: new("F")})
 	obj := h.waitCondition("flaky", metav1.ConditionFalse, ReasonClerkUnavailable)
 	h.g.Expect(meta.IsStatusConditionTrue(obj.Status.Conditions, ConditionReconciling)).To(BeTrue())
 	h.g.Expect(kstatus(t, obj)).To(Equal(status.InProgressStatus))
@@ -514,7 +514,7 @@ func TestRateLimited(t *testing.T) {
 	h := newHarness(t)
 	id := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"busy@example.com"}})
 	h.g.Expect(h.fake.SetFaults(clerkfake.Faults{Rate429: 1, RetryAfterSeconds: 1})).To(Succeed())
-	h.apply("busy", clerkv1alpha1.ClerkUserSpec{UserID: id, LastName: ptr.To("B")})
+	h.apply("busy", clerkv1alpha1.ClerkUserSpec{UserID: id, LastName: new("B")})
 	obj := h.waitCondition("busy", metav1.ConditionFalse, ReasonRateLimited)
 	h.g.Expect(meta.IsStatusConditionTrue(obj.Status.Conditions, ConditionReconciling)).To(BeTrue())
 	h.g.Expect(meta.FindStatusCondition(obj.Status.Conditions, ConditionStalled)).To(BeNil())

@@ -270,7 +270,7 @@ func TestBatchObserverPoll(t *testing.T) {
 	}
 
 	// Out-of-band changes: a managed user, an unmanaged one, and 150 more so the poll pages.
-	m.set(clerk.User{ID: "user_0001", FirstName: ptrStr("Eve"), CreatedAt: 1000, UpdatedAt: 5000})
+	m.set(clerk.User{ID: "user_0001", FirstName: new("Eve"), CreatedAt: 1000, UpdatedAt: 5000})
 	for i := 100; i < 250; i++ {
 		id := fmt.Sprintf("user_%04d", i)
 		m.set(clerk.User{ID: id, CreatedAt: 1000, UpdatedAt: int64(4000 + i)})
@@ -316,4 +316,5 @@ func TestBatchObserverPoll(t *testing.T) {
 	}
 }
 
-func ptrStr(s string) *string { return &s }
+//go:fix inline
+func ptrStr(s string) *string { return new(s) }

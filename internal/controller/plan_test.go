@@ -20,8 +20,11 @@ import (
 // The helpers of the pure tests carry a "pt" prefix so that they cannot collide with the
 // helpers of the envtest suite in the same package.
 
-func ptStr(s string) *string { return &s }
-func ptBool(b bool) *bool    { return &b }
+//go:fix inline
+func ptStr(s string) *string { return new(s) }
+
+//go:fix inline
+func ptBool(b bool) *bool { return new(b) }
 
 // ptJSON is a declared metadata object as the API server hands it to the reconciler.
 func ptJSON(raw string) *apiextensionsv1.JSON { return &apiextensionsv1.JSON{Raw: []byte(raw)} }
@@ -80,14 +83,14 @@ func TestPlanProfile(t *testing.T) {
 			name: "nothing managed: no step whatever Clerk holds",
 			spec: clerkv1alpha1.ClerkUserSpec{UserID: "user_1"},
 			user: ptUser(func(u *clerk.User) {
-				u.ExternalID, u.Username, u.FirstName, u.LastName = ptStr("e"), ptStr("u"), ptStr("F"), ptStr("L")
+				u.ExternalID, u.Username, u.FirstName, u.LastName = new("e"), new("u"), new("F"), new("L")
 			}),
 			want: Plan{},
 		},
 		{
 			name: "externalID equal: kept, no step",
 			spec: clerkv1alpha1.ClerkUserSpec{ExternalID: "emp-1"},
-			user: ptUser(func(u *clerk.User) { u.ExternalID = ptStr("emp-1") }),
+			user: ptUser(func(u *clerk.User) { u.ExternalID = new("emp-1") }),
 			want: Plan{},
 		},
 		{
@@ -100,86 +103,86 @@ func TestPlanProfile(t *testing.T) {
 		{
 			name: "externalID differs: set",
 			spec: clerkv1alpha1.ClerkUserSpec{ExternalID: "emp-1"},
-			user: ptUser(func(u *clerk.User) { u.ExternalID = ptStr("emp-0") }),
+			user: ptUser(func(u *clerk.User) { u.ExternalID = new("emp-0") }),
 			want: Plan{Steps: []Step{{Kind: StepUpdateProfile, Changes: []string{"externalID"},
 				Profile: clerk.UpdateUserParams{ExternalID: clerk.Set("emp-1")}}}},
 		},
 		{
 			name: "username equal: kept, no step",
 			spec: clerkv1alpha1.ClerkUserSpec{Username: "alice"},
-			user: ptUser(func(u *clerk.User) { u.Username = ptStr("alice") }),
+			user: ptUser(func(u *clerk.User) { u.Username = new("alice") }),
 			want: Plan{},
 		},
 		{
 			name: "username differs: set",
 			spec: clerkv1alpha1.ClerkUserSpec{Username: "alice"},
-			user: ptUser(func(u *clerk.User) { u.Username = ptStr("alice2") }),
+			user: ptUser(func(u *clerk.User) { u.Username = new("alice2") }),
 			want: Plan{Steps: []Step{{Kind: StepUpdateProfile, Changes: []string{"username"},
 				Profile: clerk.UpdateUserParams{Username: clerk.Set("alice")}}}},
 		},
 		{
 			name: "firstName unset: not managed",
 			spec: clerkv1alpha1.ClerkUserSpec{UserID: "user_1"},
-			user: ptUser(func(u *clerk.User) { u.FirstName = ptStr("Alice") }),
+			user: ptUser(func(u *clerk.User) { u.FirstName = new("Alice") }),
 			want: Plan{},
 		},
 		{
 			name: "firstName empty: cleared with JSON null",
-			spec: clerkv1alpha1.ClerkUserSpec{FirstName: ptStr("")},
-			user: ptUser(func(u *clerk.User) { u.FirstName = ptStr("Alice") }),
+			spec: clerkv1alpha1.ClerkUserSpec{FirstName: new("")},
+			user: ptUser(func(u *clerk.User) { u.FirstName = new("Alice") }),
 			want: Plan{Steps: []Step{{Kind: StepUpdateProfile, Changes: []string{"firstName"},
 				Profile: clerk.UpdateUserParams{FirstName: clerk.Null[string]()}}}},
 		},
 		{
 			name: "firstName empty and Clerk has none: no step",
-			spec: clerkv1alpha1.ClerkUserSpec{FirstName: ptStr("")},
+			spec: clerkv1alpha1.ClerkUserSpec{FirstName: new("")},
 			user: ptUser(),
 			want: Plan{},
 		},
 		{
 			name: "firstName empty and Clerk has empty string: no step",
-			spec: clerkv1alpha1.ClerkUserSpec{FirstName: ptStr("")},
-			user: ptUser(func(u *clerk.User) { u.FirstName = ptStr("") }),
+			spec: clerkv1alpha1.ClerkUserSpec{FirstName: new("")},
+			user: ptUser(func(u *clerk.User) { u.FirstName = new("") }),
 			want: Plan{},
 		},
 		{
 			name: "firstName missing in Clerk: set",
-			spec: clerkv1alpha1.ClerkUserSpec{FirstName: ptStr("Alice")},
+			spec: clerkv1alpha1.ClerkUserSpec{FirstName: new("Alice")},
 			user: ptUser(),
 			want: Plan{Steps: []Step{{Kind: StepUpdateProfile, Changes: []string{"firstName"},
 				Profile: clerk.UpdateUserParams{FirstName: clerk.Set("Alice")}}}},
 		},
 		{
 			name: "firstName equal: no step",
-			spec: clerkv1alpha1.ClerkUserSpec{FirstName: ptStr("Alice")},
-			user: ptUser(func(u *clerk.User) { u.FirstName = ptStr("Alice") }),
+			spec: clerkv1alpha1.ClerkUserSpec{FirstName: new("Alice")},
+			user: ptUser(func(u *clerk.User) { u.FirstName = new("Alice") }),
 			want: Plan{},
 		},
 		{
 			name: "lastName unset: not managed",
-			spec: clerkv1alpha1.ClerkUserSpec{FirstName: ptStr("Alice")},
-			user: ptUser(func(u *clerk.User) { u.FirstName, u.LastName = ptStr("Alice"), ptStr("Liddell") }),
+			spec: clerkv1alpha1.ClerkUserSpec{FirstName: new("Alice")},
+			user: ptUser(func(u *clerk.User) { u.FirstName, u.LastName = new("Alice"), new("Liddell") }),
 			want: Plan{},
 		},
 		{
 			name: "lastName empty: cleared with JSON null",
-			spec: clerkv1alpha1.ClerkUserSpec{LastName: ptStr("")},
-			user: ptUser(func(u *clerk.User) { u.LastName = ptStr("Liddell") }),
+			spec: clerkv1alpha1.ClerkUserSpec{LastName: new("")},
+			user: ptUser(func(u *clerk.User) { u.LastName = new("Liddell") }),
 			want: Plan{Steps: []Step{{Kind: StepUpdateProfile, Changes: []string{"lastName"},
 				Profile: clerk.UpdateUserParams{LastName: clerk.Null[string]()}}}},
 		},
 		{
 			name: "lastName differs: set",
-			spec: clerkv1alpha1.ClerkUserSpec{LastName: ptStr("Liddell")},
-			user: ptUser(func(u *clerk.User) { u.LastName = ptStr("Pleasance") }),
+			spec: clerkv1alpha1.ClerkUserSpec{LastName: new("Liddell")},
+			user: ptUser(func(u *clerk.User) { u.LastName = new("Pleasance") }),
 			want: Plan{Steps: []Step{{Kind: StepUpdateProfile, Changes: []string{"lastName"},
 				Profile: clerk.UpdateUserParams{LastName: clerk.Set("Liddell")}}}},
 		},
 		{
 			name: "every profile field differs: one PATCH carrying all of them",
 			spec: clerkv1alpha1.ClerkUserSpec{ExternalID: "emp-1", Username: "alice",
-				FirstName: ptStr("Alice"), LastName: ptStr("")},
-			user: ptUser(func(u *clerk.User) { u.LastName = ptStr("Liddell") }),
+				FirstName: new("Alice"), LastName: new("")},
+			user: ptUser(func(u *clerk.User) { u.LastName = new("Liddell") }),
 			want: Plan{Steps: []Step{{Kind: StepUpdateProfile,
 				Changes: []string{"externalID", "username", "firstName", "lastName"},
 				Profile: clerk.UpdateUserParams{ExternalID: clerk.Set("emp-1"), Username: clerk.Set("alice"),
@@ -189,7 +192,7 @@ func TestPlanProfile(t *testing.T) {
 			name: "emailAddress is only a lookup key: a different primary address is not changed",
 			spec: clerkv1alpha1.ClerkUserSpec{EmailAddress: "alice@example.com"},
 			user: ptUser(func(u *clerk.User) {
-				u.PrimaryEmailAddressID = ptStr("idn_1")
+				u.PrimaryEmailAddressID = new("idn_1")
 				u.EmailAddresses = []clerk.EmailAddress{{ID: "idn_1", EmailAddress: "other@example.com"}}
 			}),
 			want: Plan{},
@@ -217,36 +220,36 @@ func TestPlanAccessState(t *testing.T) {
 		{name: "banned unset, Clerk banned: never touched", spec: clerkv1alpha1.ClerkUserSpec{}, user: ptUser(banned)},
 		{name: "banned unset, Clerk not banned: never touched", spec: clerkv1alpha1.ClerkUserSpec{}, user: ptUser()},
 		{name: "banned true, Clerk not banned: ban",
-			spec: clerkv1alpha1.ClerkUserSpec{Banned: ptBool(true)}, user: ptUser(),
+			spec: clerkv1alpha1.ClerkUserSpec{Banned: new(true)}, user: ptUser(),
 			want: []Step{{Kind: StepBan, Changes: []string{"ban"}}}},
 		{name: "banned true, Clerk banned: no step",
-			spec: clerkv1alpha1.ClerkUserSpec{Banned: ptBool(true)}, user: ptUser(banned)},
+			spec: clerkv1alpha1.ClerkUserSpec{Banned: new(true)}, user: ptUser(banned)},
 		{name: "banned false, Clerk banned: unban",
-			spec: clerkv1alpha1.ClerkUserSpec{Banned: ptBool(false)}, user: ptUser(banned),
+			spec: clerkv1alpha1.ClerkUserSpec{Banned: new(false)}, user: ptUser(banned),
 			want: []Step{{Kind: StepUnban, Changes: []string{"unban"}}}},
 		{name: "banned false, Clerk not banned: no step",
-			spec: clerkv1alpha1.ClerkUserSpec{Banned: ptBool(false)}, user: ptUser()},
+			spec: clerkv1alpha1.ClerkUserSpec{Banned: new(false)}, user: ptUser()},
 		{name: "locked unset, Clerk locked after failed sign-ins: never touched",
 			spec: clerkv1alpha1.ClerkUserSpec{}, user: ptUser(func(u *clerk.User) { u.Locked = true; u.LockoutExpiresInSeconds = new(int64(600)) })},
 		{name: "locked true, Clerk not locked: lock",
-			spec: clerkv1alpha1.ClerkUserSpec{Locked: ptBool(true)}, user: ptUser(),
+			spec: clerkv1alpha1.ClerkUserSpec{Locked: new(true)}, user: ptUser(),
 			want: []Step{{Kind: StepLock, Changes: []string{"lock"}}}},
 		{name: "locked true, Clerk locked: no step",
-			spec: clerkv1alpha1.ClerkUserSpec{Locked: ptBool(true)}, user: ptUser(locked)},
+			spec: clerkv1alpha1.ClerkUserSpec{Locked: new(true)}, user: ptUser(locked)},
 		{name: "locked false, Clerk locked: unlock",
-			spec: clerkv1alpha1.ClerkUserSpec{Locked: ptBool(false)}, user: ptUser(locked),
+			spec: clerkv1alpha1.ClerkUserSpec{Locked: new(false)}, user: ptUser(locked),
 			want: []Step{{Kind: StepUnlock, Changes: []string{"unlock"}}}},
 		{name: "locked false lifts a lockout Clerk set after failed sign-ins",
-			spec: clerkv1alpha1.ClerkUserSpec{Locked: ptBool(false)},
+			spec: clerkv1alpha1.ClerkUserSpec{Locked: new(false)},
 			user: ptUser(func(u *clerk.User) { u.Locked = true; u.LockoutExpiresInSeconds = new(int64(600)) }),
 			want: []Step{{Kind: StepUnlock, Changes: []string{"unlock"}}}},
 		{name: "locked false, Clerk not locked: no step",
-			spec: clerkv1alpha1.ClerkUserSpec{Locked: ptBool(false)}, user: ptUser()},
+			spec: clerkv1alpha1.ClerkUserSpec{Locked: new(false)}, user: ptUser()},
 		{name: "ban and lock together: lock before ban",
-			spec: clerkv1alpha1.ClerkUserSpec{Banned: ptBool(true), Locked: ptBool(true)}, user: ptUser(),
+			spec: clerkv1alpha1.ClerkUserSpec{Banned: new(true), Locked: new(true)}, user: ptUser(),
 			want: []Step{{Kind: StepLock, Changes: []string{"lock"}}, {Kind: StepBan, Changes: []string{"ban"}}}},
 		{name: "unban and unlock together: unban first",
-			spec: clerkv1alpha1.ClerkUserSpec{Banned: ptBool(false), Locked: ptBool(false)}, user: ptUser(banned, locked),
+			spec: clerkv1alpha1.ClerkUserSpec{Banned: new(false), Locked: new(false)}, user: ptUser(banned, locked),
 			want: []Step{{Kind: StepUnban, Changes: []string{"unban"}}, {Kind: StepUnlock, Changes: []string{"unlock"}}}},
 	}
 	for _, tt := range tests {
@@ -330,7 +333,7 @@ func TestPlanOrder(t *testing.T) {
 	}{
 		{
 			name: "restoring access: unban, unlock, profile, metadata, MFA",
-			spec: clerkv1alpha1.ClerkUserSpec{Banned: ptBool(false), Locked: ptBool(false), FirstName: ptStr("Alice"),
+			spec: clerkv1alpha1.ClerkUserSpec{Banned: new(false), Locked: new(false), FirstName: new("Alice"),
 				PublicMetadata: ptJSON(`{"role":"admin"}`), MFA: &clerkv1alpha1.MFASpec{Disabled: true}},
 			user: ptUser(func(u *clerk.User) {
 				u.Banned, u.Locked, u.TwoFactorEnabled = true, true, true
@@ -340,10 +343,10 @@ func TestPlanOrder(t *testing.T) {
 		},
 		{
 			name: "taking access away: profile, metadata, MFA, lock, ban",
-			spec: clerkv1alpha1.ClerkUserSpec{Banned: ptBool(true), Locked: ptBool(true), LastName: ptStr(""),
+			spec: clerkv1alpha1.ClerkUserSpec{Banned: new(true), Locked: new(true), LastName: new(""),
 				PrivateMetadata: ptJSON(`{"crmID":"C-77"}`), MFA: &clerkv1alpha1.MFASpec{ResetToken: "T"}},
 			user: ptUser(func(u *clerk.User) {
-				u.LastName, u.BackupCodeEnabled, u.TwoFactorEnabled = ptStr("L"), true, true
+				u.LastName, u.BackupCodeEnabled, u.TwoFactorEnabled = new("L"), true, true
 			}),
 			wantKinds:   []StepKind{StepUpdateProfile, StepMetadata, StepDisableMFA, StepLock, StepBan},
 			wantPending: []string{"lastName", "privateMetadata.crmID", "resetMFA", "lock", "ban"},
@@ -408,19 +411,19 @@ func TestPlanInSync(t *testing.T) {
 			name: "everything declared, Merge",
 			spec: clerkv1alpha1.ClerkUserSpec{
 				UserID: "user_1", ExternalID: "emp-1042", EmailAddress: "alice@example.com", Username: "alice",
-				FirstName: ptStr("Alice"), LastName: ptStr(""),
+				FirstName: new("Alice"), LastName: new(""),
 				PublicMetadata:  ptJSON(`{"role":"admin","teams":["billing"],"prefs":{"theme":"dark","n":2}}`),
 				PrivateMetadata: ptJSON(`{"crmID":"C-77","gone":null}`),
 				UnsafeMetadata:  ptJSON(`{}`),
 				MetadataPolicy:  clerkv1alpha1.MetadataPolicyMerge,
-				Banned:          ptBool(false), Locked: ptBool(false),
+				Banned:          new(false), Locked: new(false),
 				MFA: &clerkv1alpha1.MFASpec{Disabled: true, ResetToken: "T-1"},
 			},
 			status: clerkv1alpha1.ClerkUserStatus{LastMFAResetToken: "T-1",
 				OwnedMetadataKeys: &clerkv1alpha1.OwnedMetadataKeys{Public: []string{"prefs", "role", "teams"}, Private: []string{"crmID", "gone"}}},
 			user: func(t *testing.T) *clerk.User {
 				return ptUser(func(u *clerk.User) {
-					u.ExternalID, u.Username, u.FirstName = ptStr("emp-1042"), ptStr("alice"), ptStr("Alice")
+					u.ExternalID, u.Username, u.FirstName = new("emp-1042"), new("alice"), new("Alice")
 					u.PublicMetadata = ptObj(t, `{"teams":["billing"],"prefs":{"n":2,"theme":"dark"},"role":"admin","appKey":{"x":1}}`)
 					u.PrivateMetadata = ptObj(t, `{"crmID":"C-77","appSecret":"s"}`)
 					u.UnsafeMetadata = ptObj(t, `{"fromFrontend":true}`)
@@ -430,15 +433,15 @@ func TestPlanInSync(t *testing.T) {
 		{
 			name: "everything declared, Replace",
 			spec: clerkv1alpha1.ClerkUserSpec{
-				Username: "alice", FirstName: ptStr("Alice"),
+				Username: "alice", FirstName: new("Alice"),
 				PublicMetadata: ptJSON(`{"role":"admin","teams":["billing"]}`),
 				UnsafeMetadata: ptJSON(`{}`),
 				MetadataPolicy: clerkv1alpha1.MetadataPolicyReplace,
-				Banned:         ptBool(true), Locked: ptBool(true),
+				Banned:         new(true), Locked: new(true),
 			},
 			user: func(t *testing.T) *clerk.User {
 				return ptUser(func(u *clerk.User) {
-					u.Username, u.FirstName, u.Banned, u.Locked = ptStr("alice"), ptStr("Alice"), true, true
+					u.Username, u.FirstName, u.Banned, u.Locked = new("alice"), new("Alice"), true, true
 					u.PublicMetadata = ptObj(t, `{"teams":["billing"],"role":"admin"}`)
 					u.PrivateMetadata = ptObj(t, `{"undeclared":"left alone"}`)
 					u.UnsafeMetadata = nil // Clerk's null is the empty object
@@ -450,7 +453,7 @@ func TestPlanInSync(t *testing.T) {
 			spec: clerkv1alpha1.ClerkUserSpec{Username: "alice", PublicMetadata: ptJSON(`{"n":1,"f":1.5}`)},
 			user: func(t *testing.T) *clerk.User {
 				return ptUser(func(u *clerk.User) {
-					u.Username = ptStr("alice")
+					u.Username = new("alice")
 					u.PublicMetadata = map[string]any{"n": 1, "f": float32(1.5)}
 				})
 			},
@@ -1079,7 +1082,7 @@ func TestPlanInvalidSpec(t *testing.T) {
 				}
 			})
 			// Other changes in the same spec must not be planned either.
-			tt.spec.Banned = ptBool(true)
+			tt.spec.Banned = new(true)
 			got, err := plan(&tt.spec, &clerkv1alpha1.ClerkUserStatus{}, user)
 			var invalid *InvalidSpecError
 			if !errors.As(err, &invalid) {
@@ -1125,11 +1128,11 @@ func TestPlanMetadataSizeWithinLimit(t *testing.T) {
 			spec: clerkv1alpha1.ClerkUserSpec{PublicMetadata: ptJSON(`{"blob":"` + big(7000) + `"}`)},
 			want: []StepKind{StepMetadata}},
 		{name: "no metadata declared: the application's metadata, however large, blocks nothing",
-			spec:  clerkv1alpha1.ClerkUserSpec{Banned: ptBool(true)},
+			spec:  clerkv1alpha1.ClerkUserSpec{Banned: new(true)},
 			clerk: `{"html":"` + strings.Repeat("<b>", 2500) + `"}`,
 			want:  []StepKind{StepBan}},
 		{name: "declared keys in sync: no metadata write, nothing to check",
-			spec:  clerkv1alpha1.ClerkUserSpec{Banned: ptBool(true), PublicMetadata: ptJSON(`{"role":"admin"}`)},
+			spec:  clerkv1alpha1.ClerkUserSpec{Banned: new(true), PublicMetadata: ptJSON(`{"role":"admin"}`)},
 			clerk: `{"role":"admin","html":"` + strings.Repeat("<b>", 2500) + `"}`,
 			want:  []StepKind{StepBan}},
 	}
@@ -1160,7 +1163,7 @@ func TestPlanNoMetadataValuesInChanges(t *testing.T) {
 	changeName := regexp.MustCompile(`^(publicMetadata|privateMetadata|unsafeMetadata)(\.(key|nested|list|del|owned)(Pub|Priv|Uns))?$`)
 	for _, policy := range []clerkv1alpha1.MetadataPolicy{clerkv1alpha1.MetadataPolicyMerge, clerkv1alpha1.MetadataPolicyReplace} {
 		t.Run(string(policy), func(t *testing.T) {
-			spec := clerkv1alpha1.ClerkUserSpec{MetadataPolicy: policy, FirstName: ptStr("Alice"),
+			spec := clerkv1alpha1.ClerkUserSpec{MetadataPolicy: policy, FirstName: new("Alice"),
 				PublicMetadata: specMeta("Pub"), PrivateMetadata: specMeta("Priv"), UnsafeMetadata: specMeta("Uns")}
 			status := clerkv1alpha1.ClerkUserStatus{OwnedMetadataKeys: &clerkv1alpha1.OwnedMetadataKeys{
 				Public: []string{"ownedPub"}, Private: []string{"ownedPriv"}, Unsafe: []string{"ownedUns"}}}

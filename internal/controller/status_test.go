@@ -263,9 +263,9 @@ func TestObservedUser(t *testing.T) {
 		{
 			name: "every field",
 			user: &clerk.User{
-				ID: "user_1", ExternalID: ptStr("emp-1042"), Username: ptStr("alice"),
-				FirstName: ptStr("Alice"), LastName: ptStr("Liddell"),
-				PrimaryEmailAddressID: ptStr("idn_2"),
+				ID: "user_1", ExternalID: new("emp-1042"), Username: new("alice"),
+				FirstName: new("Alice"), LastName: new("Liddell"),
+				PrimaryEmailAddressID: new("idn_2"),
 				EmailAddresses: []clerk.EmailAddress{
 					{ID: "idn_1", EmailAddress: "old@example.com"},
 					{ID: "idn_2", EmailAddress: "alice@example.com"},
@@ -285,7 +285,7 @@ func TestObservedUser(t *testing.T) {
 		},
 		{
 			name: "sparse user: nil pointers and zero times are empty",
-			user: &clerk.User{ID: "user_1", PrimaryEmailAddressID: ptStr("idn_gone"),
+			user: &clerk.User{ID: "user_1", PrimaryEmailAddressID: new("idn_gone"),
 				EmailAddresses: []clerk.EmailAddress{{ID: "idn_1", EmailAddress: "a@example.com"}}},
 			want: &clerkv1alpha1.ObservedUser{},
 		},
@@ -302,7 +302,7 @@ func TestObservedUser(t *testing.T) {
 
 // TestObservedUserNoMetadata: status.observed never carries metadata, neither values nor keys.
 func TestObservedUserNoMetadata(t *testing.T) {
-	u := &clerk.User{ID: "user_1", Username: ptStr("alice"),
+	u := &clerk.User{ID: "user_1", Username: new("alice"),
 		PublicMetadata:  map[string]any{"pubKey": "pub-s3cr3t"},
 		PrivateMetadata: map[string]any{"privKey": map[string]any{"deep": "priv-s3cr3t"}},
 		UnsafeMetadata:  map[string]any{"unsKey": []any{"uns-s3cr3t"}},

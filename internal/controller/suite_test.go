@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -163,7 +162,7 @@ func (h *harness) start() {
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
 		// Every test has its own manager in this process; the controller name repeats.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Controller: config.Controller{SkipNameValidation: new(true)},
 	})
 	h.g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,12 +198,6 @@ func (h *harness) start() {
 	}
 }
 
-// restart stops the manager and starts a new one, as a rollout or a crash would.
-func (h *harness) restart() {
-	h.t.Helper()
-	h.stop()
-	h.start()
-}
 
 func perObject(o *harnessOptions) { o.perObject = true }
 
@@ -217,11 +210,10 @@ func withWrap(w func(http.Handler) http.Handler) func(*harnessOptions) {
 }
 
 // apply creates a ClerkUser in the harness namespace from a spec.
-func (h *harness) apply(name string, spec clerkv1alpha1.ClerkUserSpec) *clerkv1alpha1.ClerkUser {
+func (h *harness) apply(name string, spec clerkv1alpha1.ClerkUserSpec) {
 	h.t.Helper()
 	obj := &clerkv1alpha1.ClerkUser{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Spec: spec}
 	h.g.Expect(k8sClient.Create(context.Background(), obj)).To(Succeed())
-	return obj
 }
 
 // get reads a ClerkUser of the harness namespace.

@@ -24,8 +24,7 @@ type body map[string]json.RawMessage
 func readBody(r *http.Request, allowed ...string) (body, *apiError) {
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, errBodyInvalid("The request body is too large.")
 		}
 		return nil, errBodyInvalid("The request body could not be read.")

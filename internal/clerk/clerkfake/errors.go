@@ -152,10 +152,7 @@ func (e *apiError) reply(traceID string) reply {
 	}
 	rp := reply{status: e.status, body: b, contentType: "application/json"}
 	if e.status == http.StatusTooManyRequests {
-		ra := e.retryAfter
-		if ra < 1 {
-			ra = 1
-		}
+		ra := max(e.retryAfter, 1)
 		rp.retryAfter = strconv.Itoa(ra)
 	}
 	return rp

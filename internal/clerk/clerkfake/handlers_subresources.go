@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"slices"
@@ -247,7 +248,7 @@ func (s *Server) deleteWeb3Wallet(c *call) reply {
 		if deref(u.data.PrimaryWeb3WalletID) == id {
 			u.data.PrimaryWeb3WalletID = nil
 			if len(u.data.Web3Wallets) > 0 {
-				u.data.PrimaryWeb3WalletID = ptr(u.data.Web3Wallets[0].ID)
+				u.data.PrimaryWeb3WalletID = new(u.data.Web3Wallets[0].ID)
 			}
 		}
 		return false, nil
@@ -418,7 +419,7 @@ func (s *Server) oauthAccessTokens(c *call) reply {
 				t.PublicMetadata = pm
 			}
 			if label != "" {
-				t.Label = ptr(label)
+				t.Label = new(label)
 			}
 			tokens = append(tokens, t)
 		}
@@ -458,9 +459,7 @@ func (s *Server) organizationMemberships(c *call) reply {
 	items := make([]map[string]any, len(u.memberships))
 	for i, m := range u.memberships {
 		mm := make(map[string]any, len(m)+1)
-		for k, v := range m {
-			mm[k] = v
-		}
+		maps.Copy(mm, m)
 		mm["public_user_data"] = u.publicUserData()
 		items[i] = mm
 	}

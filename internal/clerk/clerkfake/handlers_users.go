@@ -239,22 +239,22 @@ func (s *Server) createUser(c *call) reply {
 		u.data.Web3Wallets = append(u.data.Web3Wallets, newWallet(w, ts))
 	}
 	if len(u.data.EmailAddresses) > 0 {
-		u.data.PrimaryEmailAddressID = ptr(u.data.EmailAddresses[0].ID)
+		u.data.PrimaryEmailAddressID = new(u.data.EmailAddresses[0].ID)
 	}
 	if len(u.data.PhoneNumbers) > 0 {
-		u.data.PrimaryPhoneNumberID = ptr(u.data.PhoneNumbers[0].ID)
+		u.data.PrimaryPhoneNumberID = new(u.data.PhoneNumbers[0].ID)
 	}
 	if len(u.data.Web3Wallets) > 0 {
-		u.data.PrimaryWeb3WalletID = ptr(u.data.Web3Wallets[0].ID)
+		u.data.PrimaryWeb3WalletID = new(u.data.Web3Wallets[0].ID)
 	}
 	if password != nil {
-		u.password = ptr(*password)
+		u.password = new(*password)
 	} else if digest != nil {
-		u.passwordDigest = ptr(*digest)
+		u.passwordDigest = new(*digest)
 	}
 	if u.password != nil || u.passwordDigest != nil {
 		u.data.PasswordEnabled = true
-		u.data.PasswordLastUpdatedAt = ptr(ts)
+		u.data.PasswordLastUpdatedAt = new(ts)
 	}
 	if totpSecret != "" {
 		u.totpSecret = totpSecret
@@ -515,22 +515,22 @@ func (s *Server) updateUser(c *call) reply {
 			u.data.Username = username
 		}
 		if newPrimEmail != nil {
-			u.data.PrimaryEmailAddressID = ptr(*newPrimEmail)
+			u.data.PrimaryEmailAddressID = new(*newPrimEmail)
 		}
 		if newPrimPhone != nil {
-			u.data.PrimaryPhoneNumberID = ptr(*newPrimPhone)
+			u.data.PrimaryPhoneNumberID = new(*newPrimPhone)
 		}
 		if newPrimWeb3 != nil {
-			u.data.PrimaryWeb3WalletID = ptr(*newPrimWeb3)
+			u.data.PrimaryWeb3WalletID = new(*newPrimWeb3)
 		}
 		if password != nil || digest != nil {
 			if password != nil {
-				u.password, u.passwordDigest = ptr(*password), nil
+				u.password, u.passwordDigest = new(*password), nil
 			} else {
-				u.password, u.passwordDigest = nil, ptr(*digest)
+				u.password, u.passwordDigest = nil, new(*digest)
 			}
 			u.data.PasswordEnabled = true
-			u.data.PasswordLastUpdatedAt = ptr(ts)
+			u.data.PasswordLastUpdatedAt = new(ts)
 			secret = true
 		}
 		if totpSecret != "" {
@@ -626,7 +626,7 @@ func (s *Server) applyLock(u *user, now time.Time) {
 	u.data.LockoutExpiresInSeconds = nil
 	u.lockExpiresAt = 0
 	if s.lockoutSec != nil {
-		u.data.LockoutExpiresInSeconds = ptr(*s.lockoutSec)
+		u.data.LockoutExpiresInSeconds = new(*s.lockoutSec)
 		u.lockExpiresAt = now.UnixMilli() + *s.lockoutSec*1000
 	}
 }

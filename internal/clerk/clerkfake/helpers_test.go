@@ -69,11 +69,11 @@ func validateAgainstSpec(t testing.TB, req *http.Request, status int, header htt
 	}
 	var decoded any
 	if err := json.Unmarshal(body, &decoded); err != nil {
-		return fmt.Errorf("body is not JSON: %v", err)
+		return fmt.Errorf("body is not JSON: %w", err)
 	}
 	if status >= 400 {
 		if err := doc.Components.Schemas["ClerkErrors"].Value.VisitJSON(decoded); err != nil {
-			return fmt.Errorf("error body is not ClerkErrors: %v", err)
+			return fmt.Errorf("error body is not ClerkErrors: %w", err)
 		}
 		m, _ := decoded.(map[string]any)
 		if tid, _ := m["clerk_trace_id"].(string); tid != header.Get("Clerk-Trace-Id") {
@@ -101,7 +101,7 @@ func validateAgainstSpec(t testing.TB, req *http.Request, status int, header htt
 		}
 		for _, it := range data {
 			if err := items.VisitJSON(it); err != nil {
-				return fmt.Errorf("paginated OAuth token: %v", err)
+				return fmt.Errorf("paginated OAuth token: %w", err)
 			}
 		}
 		return nil

@@ -1,6 +1,9 @@
 package clerkfake
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"maps"
+)
 
 // MetadataLimitBytes is Clerk's documented metadata limit ("Metadata is
 // limited to 8KB maximum"), applied to the compact JSON of public, private
@@ -16,9 +19,7 @@ var metadataFields = []string{"public_metadata", "private_metadata", "unsafe_met
 // base is not modified; the result is a new object.
 func deepMerge(base, patch map[string]any) map[string]any {
 	out := make(map[string]any, len(base)+len(patch))
-	for k, v := range base {
-		out[k] = v
-	}
+	maps.Copy(out, base)
 	for k, pv := range patch {
 		if pv == nil {
 			delete(out, k)

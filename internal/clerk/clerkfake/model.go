@@ -253,9 +253,9 @@ func (u *user) recomputeMFA(ts int64) {
 	u.data.TwoFactorEnabled = now
 	switch {
 	case now && !was:
-		u.data.MFAEnabledAt = ptr(ts)
+		u.data.MFAEnabledAt = new(ts)
 	case !now && was:
-		u.data.MFADisabledAt = ptr(ts)
+		u.data.MFADisabledAt = new(ts)
 	}
 }
 
@@ -266,6 +266,7 @@ func deref(s *string) string {
 	return *s
 }
 
-func ptr[T any](v T) *T { return &v }
+//go:fix inline
+func ptr[T any](v T) *T { return new(v) }
 
 func lower(s string) string { return strings.ToLower(s) }

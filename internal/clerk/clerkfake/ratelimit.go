@@ -84,10 +84,7 @@ func (l *limiter) reset() {
 // retryAfterSeconds rounds a wait up to whole seconds (at least 1), the
 // integer form of Clerk's Retry-After header.
 func retryAfterSeconds(wait time.Duration) int {
-	s := int((wait + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
-	}
+	s := max(int((wait+time.Second-1)/time.Second), 1)
 	return s
 }
 

@@ -18,8 +18,8 @@ import (
 // with every response checked against the spec.
 func sdkClient(f *fixture) *clerkuser.Client {
 	cfg := &clerk.ClientConfig{}
-	cfg.Key = clerk.String(testKey)
-	cfg.URL = clerk.String(f.base)
+	cfg.Key = new(testKey)
+	cfg.URL = new(f.base)
 	cfg.HTTPClient = f.client
 	return clerkuser.NewClient(cfg)
 }
@@ -53,10 +53,10 @@ func TestSDKConformance(t *testing.T) {
 	ctx := context.Background()
 
 	created, err := c.Create(ctx, &clerkuser.CreateParams{
-		EmailAddresses: &[]string{"sdk@example.com"}, Username: clerk.String("sdk_user"), FirstName: clerk.String("Sdk"),
-		ExternalID: clerk.String("ext-sdk"), Password: clerk.String("sdk-password-1"), TOTPSecret: clerk.String(totpSecret),
-		BackupCodes: &[]string{"bc-1"}, PublicMetadata: clerk.JSONRawMessage(json.RawMessage(`{"role":"admin","nested":{"a":1}}`)),
-		LegalAcceptedAt: clerk.String("2024-01-01T00:00:00Z"), CreateOrganizationsLimit: ptr(2),
+		EmailAddresses: &[]string{"sdk@example.com"}, Username: new("sdk_user"), FirstName: new("Sdk"),
+		ExternalID: new("ext-sdk"), Password: new("sdk-password-1"), TOTPSecret: new(totpSecret),
+		BackupCodes: &[]string{"bc-1"}, PublicMetadata: new(json.RawMessage(`{"role":"admin","nested":{"a":1}}`)),
+		LegalAcceptedAt: new("2024-01-01T00:00:00Z"), CreateOrganizationsLimit: new(2),
 	})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
@@ -80,7 +80,7 @@ func TestSDKConformance(t *testing.T) {
 	apiErr(t, err, 404, "resource_not_found")
 
 	list, err := c.List(ctx, &clerkuser.ListParams{EmailAddresses: []string{"sdk@example.com", "linked@example.com"},
-		ListParams: clerk.ListParams{Limit: clerk.Int64(1)}, OrderBy: clerk.String("-created_at")})
+		ListParams: clerk.ListParams{Limit: clerk.Int64(1)}, OrderBy: new("-created_at")})
 	if err != nil || len(list.Users) != 1 || list.TotalCount != 2 || list.Users[0].ID != id {
 		t.Fatalf("List: %v %+v", err, list)
 	}
@@ -90,8 +90,8 @@ func TestSDKConformance(t *testing.T) {
 	}
 
 	// Update with metadata = PATCH (without metadata) + PUT /metadata in v2.7.0.
-	upd, err := c.Update(ctx, id, &clerkuser.UpdateParams{FirstName: clerk.String("Updated"), Username: clerk.String(""),
-		PrivateMetadata: clerk.JSONRawMessage(json.RawMessage(`{"crm":"C-9"}`))})
+	upd, err := c.Update(ctx, id, &clerkuser.UpdateParams{FirstName: new("Updated"), Username: new(""),
+		PrivateMetadata: new(json.RawMessage(`{"crm":"C-9"}`))})
 	if err != nil || upd.FirstName == nil || *upd.FirstName != "Updated" || upd.Username != nil || string(upd.PrivateMetadata) != `{"crm":"C-9"}` {
 		t.Fatalf("Update: %v %+v", err, upd)
 	}
@@ -100,12 +100,12 @@ func TestSDKConformance(t *testing.T) {
 		t.Errorf("Update fan-out: %v", st.Requests)
 	}
 	merged, err := c.UpdateMetadata(ctx, id, &clerkuser.UpdateMetadataParams{
-		PublicMetadata: clerk.JSONRawMessage(json.RawMessage(`{"nested":{"a":null,"b":2},"role":null}`))})
+		PublicMetadata: new(json.RawMessage(`{"nested":{"a":null,"b":2},"role":null}`))})
 	if err != nil || string(merged.PublicMetadata) != `{"nested":{"b":2}}` {
 		t.Fatalf("UpdateMetadata: %v %s", err, merged.PublicMetadata)
 	}
 	replaced, err := c.ReplaceMetadata(ctx, id, &clerkuser.ReplaceMetadataParams{
-		PublicMetadata: clerk.JSONRawMessage(json.RawMessage(`{"only":true}`)), UnsafeMetadata: clerk.JSONRawMessage(json.RawMessage(`{}`))})
+		PublicMetadata: new(json.RawMessage(`{"only":true}`)), UnsafeMetadata: new(json.RawMessage(`{}`))})
 	if err != nil || string(replaced.PublicMetadata) != `{"only":true}` || string(replaced.PrivateMetadata) != `{"crm":"C-9"}` {
 		t.Fatalf("ReplaceMetadata: %v %s %s", err, replaced.PublicMetadata, replaced.PrivateMetadata)
 	}
@@ -210,7 +210,7 @@ func TestSDKErrorsOnFaults(t *testing.T) {
 	f := newFixture(t, Options{PerUserRateLimit: 1})
 	c := sdkClient(f)
 	ctx := context.Background()
-	u, err := c.Create(ctx, &clerkuser.CreateParams{Username: clerk.String("sdk_faults")})
+	u, err := c.Create(ctx, &clerkuser.CreateParams{Username: new("sdk_faults")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 			dec := json.NewDecoder(bytes.NewReader(one))
 			dec.UseNumber()
 			if err := dec.Decode(&extras); err != nil {
-				return nil, fmt.Errorf("field %s: %v", k, err)
+				return nil, fmt.Errorf("field %s: %w", k, err)
 			}
 		case slices.Contains(userProperties, k):
 			userFields[k] = v
@@ -123,7 +123,7 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 	dec.DisallowUnknownFields()
 	u := &user{}
 	if err := dec.Decode(&u.data); err != nil {
-		return nil, fmt.Errorf("invalid User object: %v", err)
+		return nil, fmt.Errorf("invalid User object: %w", err)
 	}
 	st := s.st
 	d := &u.data
@@ -337,12 +337,12 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 
 	// Secrets and the flags derived from them.
 	if extras.Password != nil {
-		u.password = ptr(*extras.Password)
+		u.password = new(*extras.Password)
 		if !has("password_enabled") {
 			d.PasswordEnabled = true
 		}
 		if d.PasswordLastUpdatedAt == nil {
-			d.PasswordLastUpdatedAt = ptr(ts)
+			d.PasswordLastUpdatedAt = new(ts)
 		}
 	}
 	seededMFAAt := d.MFAEnabledAt
@@ -393,7 +393,7 @@ func fillIdent(id, object *string, kind string, created, updated *int64, ts int6
 func seedPrimary(p **string, field string, n int, id func(int) string) error {
 	if *p == nil {
 		if n > 0 {
-			*p = ptr(id(0))
+			*p = new(id(0))
 		}
 		return nil
 	}

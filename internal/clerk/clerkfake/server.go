@@ -34,6 +34,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -114,7 +115,7 @@ func New(opts Options) *Server {
 		s.now = time.Now
 	}
 	if opts.LockoutSeconds != nil {
-		s.lockoutSec = ptr(*opts.LockoutSeconds)
+		s.lockoutSec = new(*opts.LockoutSeconds)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_fake/stats", s.handleStats)
@@ -303,10 +304,8 @@ func apiVersion(r *http.Request) (string, *apiError) {
 	if v == "" {
 		return APIVersion, nil
 	}
-	for _, k := range knownVersions {
-		if v == k {
-			return v, nil
-		}
+	if slices.Contains(knownVersions, v) {
+		return v, nil
 	}
 	return "", errBadRequest("Invalid API version "+v+". Known versions: "+strings.Join(knownVersions, ", ")+".",
 		paramMeta("Clerk-API-Version"))
@@ -418,8 +417,7 @@ func (s *Server) SeedFile(path string) error {
 	}
 	var entries []json.RawMessage
 	if err := json.Unmarshal(raw, &entries); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
+		if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 			return fmt.Errorf("seed file %s: want a JSON array of User objects", path)
 		}
 		return fmt.Errorf("seed file %s: invalid JSON: %w", path, err)

@@ -95,9 +95,7 @@ func TestConcurrency(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan string, workers*perWorker)
 	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range perWorker {
 				do := func(method, path string, body any, want int) {
 					sent.Add(1)
@@ -118,7 +116,7 @@ func TestConcurrency(t *testing.T) {
 				do("GET", "/users?limit=5&order_by=-updated_at", nil, 200)
 				do("GET", "/users/count", nil, 200)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)

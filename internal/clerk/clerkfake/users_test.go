@@ -405,7 +405,7 @@ func TestBanLock(t *testing.T) {
 	}
 
 	t.Run("finite lockout counts down", func(t *testing.T) {
-		g := newFixture(t, Options{LockoutSeconds: ptr(int64(3600))})
+		g := newFixture(t, Options{LockoutSeconds: new(int64(3600))})
 		id := g.createEmail("lock@example.com")
 		u := g.do("POST", "/users/"+id+"/lock", nil).ok(t)
 		if u["locked"] != true || num(u, "lockout_expires_in_seconds") != 3600 {
