@@ -110,16 +110,17 @@ func main() {
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
+	// Configuration errors end the process with a plain message, before anything starts.
 	secretKey, err := readSecretKey(clerkKeyFile)
 	if err != nil {
-		setupLog.Error(err, "No Clerk secret key")
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, "kubeclerk: no Clerk secret key:", err)
+		os.Exit(2)
 	}
 	clerkClient, err := clerk.New(clerk.Options{BaseURL: clerkAPIURL, SecretKey: secretKey,
 		RequestsPerSecond: clerkRPS, Burst: clerkBurst})
 	if err != nil {
-		setupLog.Error(err, "Invalid Clerk settings")
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, "kubeclerk: invalid Clerk settings:", err)
+		os.Exit(2)
 	}
 	if maxConcurrent <= 0 {
 		maxConcurrent = defaultWorkers(float64(clerkClient.Limiter().Limit()))
