@@ -58,6 +58,9 @@ func (r *ClerkUserReconciler) applyDeletionPolicy(ctx context.Context, obj *cler
 		}
 	case clerkv1alpha1.DeletionPolicyDelete:
 		if err = r.Clerk.DeleteUser(ctx, id); err == nil {
+			if d, ok := r.Observer.(interface{ Deleted(string) }); ok {
+				d.Deleted(id)
+			}
 			r.event(obj, EventDeleted, "Deleted Clerk user %s: deletionPolicy Delete", id)
 		}
 	}

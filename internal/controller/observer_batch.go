@@ -64,6 +64,8 @@ type BatchObserver struct {
 	atWatermark map[string]bool
 	// count is the number of users Clerk had at the last poll.
 	count int64
+	// ownDeletes counts the users kubeclerk deleted since the last count.
+	ownDeletes int64
 	// polled is set once the first poll has learnt the watermark and the count.
 	polled bool
 }
@@ -161,6 +163,16 @@ func (o *BatchObserver) Forget(userID string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.cache, userID)
+}
+
+// Deleted records that kubeclerk itself deleted a user, so that the next poll's count does not
+// take it for a deletion made outside kubeclerk (which costs a refresh of every cached user).
+func (o *BatchObserver) Deleted(userID string) {
+	o.init()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.cache, userID)
+	o.ownDeletes++
 }
 
 // Start runs the batched reads and the change poll until ctx ends (manager.Runnable).
@@ -268,7 +280,7 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 	o.init()
 	start := o.now()
 	o.mu.Lock()
-	watermark, lastCount, first, seen := o.watermark, o.count, !o.polled, o.atWatermark
+	watermark, lastCount, first, seen, ownDeletes := o.watermark, o.count, !o.polled, o.atWatermark, o.ownDeletes
 	o.mu.Unlock()
 
 	// Count before listing: a user created in between then shows up in the list but not in the
@@ -328,7 +340,8 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 			ids = append(ids, u.ID)
 		}
 	}
-	deleted := !first && count < lastCount+created
+	deleted := !first && count < lastCount+created-ownDeletes
+	o.ownDeletes -= ownDeletes
 	for id, c := range o.cache {
 		switch {
 		case deleted:

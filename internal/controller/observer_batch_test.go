@@ -305,6 +305,19 @@ func TestBatchObserverPoll(t *testing.T) {
 		t.Errorf("deleted user: got %v, want not found", err)
 	}
 
+	// A deletion kubeclerk made itself is no reason to read everything again.
+	changed = nil
+	m.mu.Lock()
+	delete(m.users, "user_0001")
+	m.mu.Unlock()
+	o.Deleted("user_0001")
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 0 {
+		t.Errorf("kubeclerk's own deletion was taken for an outside one: %v", changed)
+	}
+
 	// A creation alone is no deletion.
 	changed = nil
 	m.set(clerk.User{ID: "user_new", CreatedAt: 9000, UpdatedAt: 9000})
