@@ -37,14 +37,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	key := fs.String("secret-key", clerkfake.DefaultSecretKey, "the only secret key accepted (Authorization: Bearer <key>)")
 	seed := fs.String("seed", "", "JSON file holding an array of (partial) Clerk User objects to start with")
 	rateLimit := fs.Int("rate-limit", -1, "requests per 10 s per key; 0 = off; default: 100 for sk_test_ keys, 1000 for sk_live_ keys")
-	perUser := fs.Int("per-user-rate-limit", clerkfake.DefaultPerUserRateLimit, "writes per 10 s per user on update and metadata routes; 0 = off")
+	perUser := fs.Int("per-user-rate-limit", clerkfake.DefaultPerUserRateLimit,
+		"writes per 10 s per user on update and metadata routes; 0 = off")
 	latency := fs.Duration("latency", 0, "latency added to every /v1 response")
-	lockout := fs.Int64("lockout-seconds", -1, "lockout_expires_in_seconds set by POST /v1/users/{user_id}/lock; negative = null (never expires)")
+	lockout := fs.Int64("lockout-seconds", -1,
+		"lockout_expires_in_seconds set by POST /v1/users/{user_id}/lock; negative = null (never expires)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fakeclerk: unexpected arguments: %v\n", fs.Args())
+		logf(stderr, "fakeclerk: unexpected arguments: %v\n", fs.Args())
 		return 2
 	}
 
@@ -55,32 +57,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	srv := clerkfake.New(opts)
 	if *seed != "" {
 		if err := srv.SeedFile(*seed); err != nil {
-			fmt.Fprintf(stderr, "fakeclerk: %v\n", err)
+			logf(stderr, "fakeclerk: %v\n", err)
 			return 1
 		}
 	}
 
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "fakeclerk: %v\n", err)
+		logf(stderr, "fakeclerk: %v\n", err)
 		return 1
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	fmt.Fprintf(stdout, "listening on http://%s/v1\n", ln.Addr())
+	logf(stdout, "listening on http://%s/v1\n", ln.Addr())
 
 	select {
 	case err := <-errc:
-		fmt.Fprintf(stderr, "fakeclerk: %v\n", err)
+		logf(stderr, "fakeclerk: %v\n", err)
 		return 1
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintf(stderr, "fakeclerk: shutdown: %v\n", err)
+		logf(stderr, "fakeclerk: shutdown: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// logf prints to the command's stdout or stderr. A failed write there
+// leaves nowhere better to report it, so its error is deliberately dropped.
+func logf(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...)
 }

@@ -35,7 +35,7 @@ func (b *syncBuffer) String() string {
 // start runs the command in the background and waits for its
 // "listening on" line; it returns the base URL and a stop function that
 // cancels the context and returns the exit code.
-func start(t *testing.T, args ...string) (string, *syncBuffer, func() int) {
+func start(t *testing.T, args ...string) (string, func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
@@ -72,12 +72,12 @@ func start(t *testing.T, args ...string) (string, *syncBuffer, func() int) {
 		}
 	}
 	t.Cleanup(func() { cancel() })
-	return url, &stderr, stop
+	return url, stop
 }
 
 func get(t *testing.T, url, key string) (int, http.Header, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", url, nil)
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
@@ -85,7 +85,7 @@ func get(t *testing.T, url, key string) (int, http.Header, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, res.Header, b
 }
@@ -101,7 +101,8 @@ func writeFile(t *testing.T, content string) string {
 
 func TestServeSeedAndShutdown(t *testing.T) {
 	seed := writeFile(t, `[{"id":"user_seeded","email_addresses":[{"email_address":"seed@example.com"}]},{"username":"second"}]`)
-	url, _, stop := start(t, "--addr", "127.0.0.1:0", "--seed", seed, "--secret-key", "sk_live_cmd", "--rate-limit", "3", "--per-user-rate-limit", "0")
+	url, stop := start(t, "--addr", "127.0.0.1:0", "--seed", seed, "--secret-key", "sk_live_cmd",
+		"--rate-limit", "3", "--per-user-rate-limit", "0")
 
 	code, _, body := get(t, url+"/users/user_seeded", "sk_live_cmd")
 	if code != 200 || !strings.Contains(string(body), `"seed@example.com"`) {
@@ -127,15 +128,17 @@ func TestServeSeedAndShutdown(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Errorf("exit code %d after cancel", code)
 	}
-	if _, err := http.Get(url + "/users"); err == nil {
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/users", nil)
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		_ = res.Body.Close()
 		t.Error("server still answers after shutdown")
 	}
 }
 
 func TestDefaultsAndLatency(t *testing.T) {
-	url, _, stop := start(t, "--addr", "127.0.0.1:0", "--latency", "100ms", "--lockout-seconds", "60")
+	url, stop := start(t, "--addr", "127.0.0.1:0", "--latency", "100ms", "--lockout-seconds", "60")
 	begin := time.Now()
-	req, _ := http.NewRequest("POST", url+"/users", strings.NewReader(`{"username":"cmd_user"}`))
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", url+"/users", strings.NewReader(`{"username":"cmd_user"}`))
 	req.Header.Set("Authorization", "Bearer sk_test_fake")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -143,18 +146,18 @@ func TestDefaultsAndLatency(t *testing.T) {
 	}
 	var u map[string]any
 	_ = json.NewDecoder(res.Body).Decode(&u)
-	res.Body.Close()
+	_ = res.Body.Close()
 	if time.Since(begin) < 100*time.Millisecond {
 		t.Errorf("--latency not applied")
 	}
-	req, _ = http.NewRequest("POST", url+"/users/"+u["id"].(string)+"/lock", nil)
+	req, _ = http.NewRequestWithContext(t.Context(), "POST", url+"/users/"+u["id"].(string)+"/lock", nil)
 	req.Header.Set("Authorization", "Bearer sk_test_fake")
 	res, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = json.NewDecoder(res.Body).Decode(&u)
-	res.Body.Close()
+	_ = res.Body.Close()
 	if u["lockout_expires_in_seconds"] != float64(60) {
 		t.Errorf("lockout %v", u["lockout_expires_in_seconds"])
 	}
@@ -162,13 +165,13 @@ func TestDefaultsAndLatency(t *testing.T) {
 	id := u["id"].(string)
 	codes := map[int]int{}
 	for range 11 {
-		req, _ := http.NewRequest("PATCH", url+"/users/"+id+"/metadata", strings.NewReader(`{}`))
+		req, _ := http.NewRequestWithContext(t.Context(), "PATCH", url+"/users/"+id+"/metadata", strings.NewReader(`{}`))
 		req.Header.Set("Authorization", "Bearer sk_test_fake")
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.Body.Close()
+		_ = res.Body.Close()
 		codes[res.StatusCode]++
 	}
 	if codes[200] != 10 || codes[429] != 1 {

@@ -152,8 +152,9 @@ func TestSecretKeyNeverFormatted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var outputs []string
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
+	verbs := []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"}
+	outputs := make([]string, 0, 6*len(verbs)+20)
+	for _, verb := range verbs {
 		outputs = append(outputs,
 			fmt.Sprintf(verb, opts), fmt.Sprintf(verb, &opts),
 			fmt.Sprintf(verb, c), fmt.Sprintf(verb, *c),
@@ -167,9 +168,13 @@ func TestSecretKeyNeverFormatted(t *testing.T) {
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("Built client", "options", opts, "client", c)
 	outputs = append(outputs, logs.String())
 
-	jsonOpts := opts
-	jsonOpts.HTTPClient = nil // http.Client has a func field json cannot encode
-	js, err := json.Marshal(jsonOpts)
+	// http.Client has a func field (CheckRedirect) that json cannot encode, so the
+	// wrapper shadows HTTPClient; every other field, SecretKey's json:"-" included,
+	// is marshalled as Options declares it.
+	js, err := json.Marshal(struct {
+		clerk.Options
+		HTTPClient *struct{} // shadows Options.HTTPClient
+	}{Options: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +197,7 @@ func TestSecretKeyNeverFormatted(t *testing.T) {
 		switch r.URL.Path {
 		case "/v1/users/user_html":
 			w.WriteHeader(http.StatusBadGateway)
-			fmt.Fprintf(w, "<html>upstream said: %s</html>", r.Header.Get("Authorization"))
+			_, _ = fmt.Fprintf(w, "<html>upstream said: %s</html>", r.Header.Get("Authorization"))
 		default:
 			writeJSON(w, 401, fmt.Sprintf(`{"errors":[{"code":"clerk_key_invalid","message":"bad key %[1]s","long_message":"The key %[1]s is invalid"}],"clerk_trace_id":"t %[1]s"}`,
 				r.Header.Get("Authorization")))

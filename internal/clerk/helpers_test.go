@@ -160,6 +160,3 @@ const userJSON = `{
   "last_active_at": null, "legal_accepted_at": null, "bypass_client_trust": false,
   "some_future_field": {"nested": [1, 2, 3]}
 }`
-
-//go:fix inline
-func ptr[T any](v T) *T { return new(v) }

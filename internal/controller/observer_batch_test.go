@@ -330,4 +330,3 @@ func TestBatchObserverPoll(t *testing.T) {
 }
 
 //go:fix inline
-func ptrStr(s string) *string { return new(s) }

@@ -20,12 +20,6 @@ import (
 // The helpers of the pure tests carry a "pt" prefix so that they cannot collide with the
 // helpers of the envtest suite in the same package.
 
-//go:fix inline
-func ptStr(s string) *string { return new(s) }
-
-//go:fix inline
-func ptBool(b bool) *bool { return new(b) }
-
 // ptJSON is a declared metadata object as the API server hands it to the reconciler.
 func ptJSON(raw string) *apiextensionsv1.JSON { return &apiextensionsv1.JSON{Raw: []byte(raw)} }
 
@@ -56,7 +50,7 @@ var ptFieldCmp = cmp.Comparer(func(a, b clerk.Field[string]) bool {
 })
 
 func ptKinds(p Plan) []StepKind {
-	var out []StepKind
+	out := make([]StepKind, 0, len(p.Steps))
 	for _, s := range p.Steps {
 		out = append(out, s.Kind)
 	}

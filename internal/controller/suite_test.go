@@ -198,7 +198,6 @@ func (h *harness) start() {
 	}
 }
 
-
 func perObject(o *harnessOptions) { o.perObject = true }
 
 func withSyncPeriod(d time.Duration) func(*harnessOptions) {

@@ -106,8 +106,9 @@ func table(t *testing.T, r result) (header []string, rows map[string][]string) {
 	if len(lines) < 2 {
 		t.Fatalf("expected a header and rows: %s", r)
 	}
-	var starts []int
-	for _, m := range regexp.MustCompile(`\S+`).FindAllStringIndex(lines[0], -1) {
+	fields := regexp.MustCompile(`\S+`).FindAllStringIndex(lines[0], -1)
+	starts := make([]int, 0, len(fields))
+	for _, m := range fields {
 		starts = append(starts, m[0])
 		header = append(header, lines[0][m[0]:m[1]])
 	}

@@ -15,7 +15,7 @@ import (
 func benchServer(b *testing.B, n int) (*httptest.Server, []string, *http.Client) {
 	b.Helper()
 	s := New(Options{})
-	var seed []json.RawMessage
+	seed := make([]json.RawMessage, 0, n)
 	for i := range n {
 		seed = append(seed, json.RawMessage(fmt.Sprintf(
 			`{"email_addresses":[{"email_address":"bench%d@example.com"}],"first_name":"Bench","username":"bench_%d","public_metadata":{"i":%d}}`, i, i, i)))
@@ -23,8 +23,8 @@ func benchServer(b *testing.B, n int) (*httptest.Server, []string, *http.Client)
 	if err := s.Seed(seed); err != nil {
 		b.Fatal(err)
 	}
-	var ids []string
 	s.st.mu.RLock()
+	ids := make([]string, 0, len(s.st.users))
 	for id := range s.st.users {
 		ids = append(ids, id)
 	}
@@ -37,7 +37,7 @@ func benchServer(b *testing.B, n int) (*httptest.Server, []string, *http.Client)
 }
 
 func benchGet(b *testing.B, client *http.Client, url string) {
-	req, _ := http.NewRequest("GET", url, nil)
+	req, _ := http.NewRequestWithContext(b.Context(), "GET", url, nil)
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	res, err := client.Do(req)
 	if err != nil {
@@ -90,7 +90,7 @@ func BenchmarkMergeMetadata(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			req, _ := http.NewRequest("PATCH", ts.URL+"/v1/users/"+ids[i%len(ids)]+"/metadata",
+			req, _ := http.NewRequestWithContext(b.Context(), "PATCH", ts.URL+"/v1/users/"+ids[i%len(ids)]+"/metadata",
 				strings.NewReader(fmt.Sprintf(`{"public_metadata":{"n":%d}}`, i)))
 			req.Header.Set("Authorization", "Bearer "+testKey)
 			res, err := client.Do(req)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -47,7 +46,7 @@ func readBody(r *http.Request, allowed ...string) (body, *apiError) {
 		}
 	}
 	if len(unknown) > 0 {
-		sort.Strings(unknown)
+		slices.Sort(unknown)
 		e := &apiError{status: http.StatusUnprocessableEntity}
 		for _, k := range unknown {
 			e.errs = append(e.errs, errParamUnknown(k))
@@ -76,19 +75,18 @@ func (b body) str(k string) (val *string, ok bool, e *apiError) {
 	return &s, true, nil
 }
 
-func (b body) boolean(k string) (val *bool, ok bool, e *apiError) {
+// boolean decodes a boolean; val is nil when the field is absent or null
+// (no caller needs to tell the two apart).
+func (b body) boolean(k string) (val *bool, e *apiError) {
 	raw, ok := b[k]
-	if !ok {
-		return nil, false, nil
-	}
-	if isNull(raw) {
-		return nil, true, nil
+	if !ok || isNull(raw) {
+		return nil, nil
 	}
 	var v bool
 	if json.Unmarshal(raw, &v) != nil {
-		return nil, true, errParamType(k, "boolean")
+		return nil, errParamType(k, "boolean")
 	}
-	return &v, true, nil
+	return &v, nil
 }
 
 func (b body) integer(k string) (val *int64, ok bool, e *apiError) {
@@ -169,4 +167,61 @@ func decodeJSON(raw []byte) (any, error) {
 		return nil, errors.New("trailing data")
 	}
 	return v, nil
+}
+
+// fieldReader decodes body fields one after another and keeps the first
+// error, so a handler can read a whole body and then check once: a body
+// with several bad fields is rejected for the first one read. Absent and
+// null fields read as nil.
+type fieldReader struct {
+	b   body
+	err *apiError
+}
+
+func (r *fieldReader) keep(e *apiError) {
+	if r.err == nil {
+		r.err = e
+	}
+}
+
+func (r *fieldReader) str(k string) *string {
+	v, _ := r.optStr(k)
+	return v
+}
+
+// optStr is str that also reports whether the field was present (null included).
+func (r *fieldReader) optStr(k string) (*string, bool) {
+	v, ok, e := r.b.str(k)
+	r.keep(e)
+	return v, ok
+}
+
+func (r *fieldReader) boolean(k string) *bool {
+	v, e := r.b.boolean(k)
+	r.keep(e)
+	return v
+}
+
+func (r *fieldReader) strings(k string) []string {
+	v, _, e := r.b.strings(k)
+	r.keep(e)
+	return v
+}
+
+func (r *fieldReader) integer(k string) (*int64, bool) {
+	v, ok, e := r.b.integer(k)
+	r.keep(e)
+	return v, ok
+}
+
+func (r *fieldReader) timestamp(k string) (*int64, bool) {
+	v, ok, e := r.b.timestamp(k)
+	r.keep(e)
+	return v, ok
+}
+
+func (r *fieldReader) object(k string) (map[string]any, bool) {
+	v, ok, e := r.b.object(k)
+	r.keep(e)
+	return v, ok
 }

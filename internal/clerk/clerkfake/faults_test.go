@@ -12,12 +12,12 @@ import (
 // admin sends a request to a /_fake route.
 func (f *fixture) admin(method, path, body string) (int, string) {
 	f.t.Helper()
-	req, _ := http.NewRequest(method, f.ts.URL+path, strings.NewReader(body))
+	req, _ := http.NewRequestWithContext(f.t.Context(), method, f.ts.URL+path, strings.NewReader(body))
 	res, err := f.ts.Client().Do(req)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
 }
@@ -156,11 +156,11 @@ func TestDropResponse(t *testing.T) {
 	if err := f.srv.SetFaults(Faults{DropResponseRate: 1, Routes: []string{"POST /v1/users"}}); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", f.base+"/users", strings.NewReader(`{"username":"dropped"}`))
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", f.base+"/users", strings.NewReader(`{"username":"dropped"}`))
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	res, err := f.ts.Client().Do(req)
 	if err == nil {
-		res.Body.Close()
+		_ = res.Body.Close()
 		t.Fatalf("got a response (%d), want the connection dropped", res.StatusCode)
 	}
 	// The request was applied anyway.

@@ -265,7 +265,7 @@ func (s *Server) removePassword(c *call) reply {
 	if e != nil {
 		return fail(e)
 	}
-	if _, _, e := b.boolean("sign_out_of_other_sessions"); e != nil {
+	if _, e := b.boolean("sign_out_of_other_sessions"); e != nil {
 		return fail(e)
 	}
 	return s.mutateReply(c, func(u *user, _ int64) (bool, *apiError) {

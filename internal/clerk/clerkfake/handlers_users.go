@@ -3,6 +3,7 @@ package clerkfake
 import (
 	"bytes"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,16 +24,6 @@ var updateFields = []string{
 	"password_hasher", "skip_password_checks", "sign_out_of_other_sessions", "totp_secret", "backup_codes",
 	"delete_self_enabled", "create_organization_enabled", "legal_accepted_at", "skip_legal_checks",
 	"create_organizations_limit", "created_at", "bypass_client_trust",
-}
-
-// firstErr returns the first non-nil error.
-func firstErr(errs ...*apiError) *apiError {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
 
 // nonEmpty maps "" to nil: an empty string clears a nullable string field
@@ -62,180 +53,230 @@ func identificationStatuses(b body, param string, n int) ([]string, *apiError) {
 	return st, nil
 }
 
-func (s *Server) createUser(c *call) reply {
-	b, e := readBody(c.r, createFields...)
-	if e != nil {
-		return fail(e)
-	}
-	extID, _, e1 := b.str("external_id")
-	first, _, e2 := b.str("first_name")
-	last, _, e3 := b.str("last_name")
-	locale, _, e4 := b.str("locale")
-	emails, _, e5 := b.strings("email_address")
-	phones, _, e6 := b.strings("phone_number")
-	wallets, _, e7 := b.strings("web3_wallet")
-	username, _, e8 := b.str("username")
-	password, _, e9 := b.str("password")
-	digest, _, e10 := b.str("password_digest")
-	hasher, _, e11 := b.str("password_hasher")
-	skipChecks, _, e12 := b.boolean("skip_password_checks")
-	_, _, e13 := b.boolean("skip_password_requirement")
-	totp, _, e14 := b.str("totp_secret")
-	backup, _, e15 := b.strings("backup_codes")
-	pub, _, e16 := b.object("public_metadata")
-	priv, _, e17 := b.object("private_metadata")
-	unsafe, _, e18 := b.object("unsafe_metadata")
-	delSelf, _, e19 := b.boolean("delete_self_enabled")
-	legal, _, e20 := b.timestamp("legal_accepted_at")
-	_, _, e21 := b.boolean("skip_legal_checks")
-	_, _, e22 := b.boolean("skip_user_requirement")
-	createOrg, _, e23 := b.boolean("create_organization_enabled")
-	orgLimit, _, e24 := b.integer("create_organizations_limit")
-	createdAt, _, e25 := b.timestamp("created_at")
-	bypass, _, e26 := b.boolean("bypass_client_trust")
-	banned, _, e27 := b.boolean("banned")
-	locked, _, e28 := b.boolean("locked")
-	if e := firstErr(e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11, e12, e13, e14, e15, e16, e17, e18, e19, e20,
-		e21, e22, e23, e24, e25, e26, e27, e28); e != nil {
-		return fail(e)
-	}
-	emailStatus, e := identificationStatuses(b, "email_address_identification_status", len(emails))
-	if e != nil {
-		return fail(e)
-	}
-	phoneStatus, e := identificationStatuses(b, "phone_number_identification_status", len(phones))
-	if e != nil {
-		return fail(e)
-	}
-	for i, em := range emails {
-		emails[i] = lower(strings.TrimSpace(em))
-		if e := checkEmail("email_address", emails[i]); e != nil {
-			return fail(e)
-		}
-	}
-	for _, p := range phones {
-		if e := checkPhone("phone_number", p); e != nil {
-			return fail(e)
-		}
-	}
-	for _, w := range wallets {
-		if e := checkWeb3("web3_wallet", w); e != nil {
-			return fail(e)
-		}
-	}
-	username = nonEmpty(username)
-	if username != nil {
-		if e := checkUsername(*username); e != nil {
-			return fail(e)
-		}
-	}
-	if len(emails) == 0 && len(phones) == 0 && len(wallets) == 0 && username == nil {
-		return fail(newAPIError(http.StatusUnprocessableEntity, "form_data_missing", "missing data",
-			"At least one identifier (email_address, phone_number, web3_wallet or username) is required.",
-			map[string]any{"names": []string{"email_address", "phone_number", "web3_wallet", "username"}}))
-	}
-	if password != nil {
-		if e := checkPassword(*password, skipChecks != nil && *skipChecks); e != nil {
-			return fail(e)
-		}
-	}
-	if e := checkHasher(digest, hasher); e != nil {
-		return fail(e)
-	}
-	var totpSecret string
-	if totp != nil {
-		if totpSecret, e = normalizeTOTPSecret(*totp); e != nil {
-			return fail(e)
-		}
-	}
-	if orgLimit != nil && *orgLimit < 0 {
-		return fail(errParamValue("create_organizations_limit", "create_organizations_limit must be 0 (unlimited) or greater."))
-	}
-	var pubV, privV, unsafeV any = emptyObject(), emptyObject(), emptyObject()
-	if pub != nil {
-		pubV = pub
-	}
-	if priv != nil {
-		privV = priv
-	}
-	if unsafe != nil {
-		unsafeV = unsafe
-	}
-	if n := metadataSize(pubV, privV, unsafeV); n > MetadataLimitBytes {
-		return fail(errParamTooLarge(firstPresent(b, metadataFields), n, MetadataLimitBytes))
-	}
+// createRequest is the decoded body of POST /users.
+type createRequest struct {
+	extID, first, last, locale, username *string
+	emails, phones, wallets              []string
+	emailStatus, phoneStatus             []string // parallel to emails and phones; empty = all verified
 
-	st := s.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	// Uniqueness, also within the request itself.
+	password, digest, hasher *string
+	skipChecks               *bool
+	totp                     *string // as sent; validated into totpSecret
+	totpSecret               string  // normalized; "" = none
+	backup                   []string
+
+	pub, priv, unsafe map[string]any // nil = absent or null
+	meta              [3]any         // pub, priv, unsafe with {} for nil; set by validateSettings
+
+	delSelf, createOrg, bypass, banned, locked *bool
+	legal, orgLimit, createdAt                 *int64
+}
+
+// decodeCreate reads the fields of a POST /users body in the order of
+// createFields, failing on the first one with the wrong type.
+func decodeCreate(b body) (*createRequest, *apiError) {
+	r := &fieldReader{b: b}
+	in := &createRequest{}
+	in.extID = r.str("external_id")
+	in.first = r.str("first_name")
+	in.last = r.str("last_name")
+	in.locale = r.str("locale")
+	in.emails = r.strings("email_address")
+	in.phones = r.strings("phone_number")
+	in.wallets = r.strings("web3_wallet")
+	in.username = r.str("username")
+	in.password = r.str("password")
+	in.digest = r.str("password_digest")
+	in.hasher = r.str("password_hasher")
+	in.skipChecks = r.boolean("skip_password_checks")
+	r.boolean("skip_password_requirement") // accepted, no effect
+	in.totp = r.str("totp_secret")
+	in.backup = r.strings("backup_codes")
+	in.pub, _ = r.object("public_metadata")
+	in.priv, _ = r.object("private_metadata")
+	in.unsafe, _ = r.object("unsafe_metadata")
+	in.delSelf = r.boolean("delete_self_enabled")
+	in.legal, _ = r.timestamp("legal_accepted_at")
+	r.boolean("skip_legal_checks")     // accepted, no effect
+	r.boolean("skip_user_requirement") // accepted, no effect
+	in.createOrg = r.boolean("create_organization_enabled")
+	in.orgLimit, _ = r.integer("create_organizations_limit")
+	in.createdAt, _ = r.timestamp("created_at")
+	in.bypass = r.boolean("bypass_client_trust")
+	in.banned = r.boolean("banned")
+	in.locked = r.boolean("locked")
+	if r.err != nil {
+		return nil, r.err
+	}
+	return in, nil
+}
+
+// validateIdentifiers checks and normalizes the identifiers of a new user;
+// at least one is required.
+func (in *createRequest) validateIdentifiers(b body) *apiError {
+	var e *apiError
+	if in.emailStatus, e = identificationStatuses(b, "email_address_identification_status", len(in.emails)); e != nil {
+		return e
+	}
+	if in.phoneStatus, e = identificationStatuses(b, "phone_number_identification_status", len(in.phones)); e != nil {
+		return e
+	}
+	for i, em := range in.emails {
+		in.emails[i] = lower(strings.TrimSpace(em))
+		if e := checkEmail("email_address", in.emails[i]); e != nil {
+			return e
+		}
+	}
+	for _, p := range in.phones {
+		if e := checkPhone("phone_number", p); e != nil {
+			return e
+		}
+	}
+	for _, w := range in.wallets {
+		if e := checkWeb3("web3_wallet", w); e != nil {
+			return e
+		}
+	}
+	in.username = nonEmpty(in.username)
+	if in.username != nil {
+		if e := checkUsername(*in.username); e != nil {
+			return e
+		}
+	}
+	if len(in.emails) == 0 && len(in.phones) == 0 && len(in.wallets) == 0 && in.username == nil {
+		return newAPIError(http.StatusUnprocessableEntity, "form_data_missing", "missing data",
+			"At least one identifier (email_address, phone_number, web3_wallet or username) is required.",
+			map[string]any{"names": []string{"email_address", "phone_number", "web3_wallet", "username"}})
+	}
+	in.extID = nonEmpty(in.extID)
+	return nil
+}
+
+// validateSecrets checks the password, password digest and TOTP secret.
+func (in *createRequest) validateSecrets() *apiError {
+	if in.password != nil {
+		if e := checkPassword(*in.password, in.skipChecks != nil && *in.skipChecks); e != nil {
+			return e
+		}
+	}
+	if e := checkHasher(in.digest, in.hasher); e != nil {
+		return e
+	}
+	if in.totp != nil {
+		var e *apiError
+		if in.totpSecret, e = normalizeTOTPSecret(*in.totp); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// validateSettings checks the organization limit and the metadata size.
+func (in *createRequest) validateSettings(b body) *apiError {
+	if e := checkOrgLimit(in.orgLimit); e != nil {
+		return e
+	}
+	in.meta = [3]any{objectOrEmpty(in.pub), objectOrEmpty(in.priv), objectOrEmpty(in.unsafe)}
+	if n := metadataSize(in.meta[0], in.meta[1], in.meta[2]); n > MetadataLimitBytes {
+		return errParamTooLarge(firstPresent(b, metadataFields), n, MetadataLimitBytes)
+	}
+	return nil
+}
+
+// checkOrgLimit validates create_organizations_limit.
+func checkOrgLimit(limit *int64) *apiError {
+	if limit != nil && *limit < 0 {
+		return errParamValue("create_organizations_limit", "create_organizations_limit must be 0 (unlimited) or greater.")
+	}
+	return nil
+}
+
+// objectOrEmpty returns m, or a fresh {} for nil.
+func objectOrEmpty(m map[string]any) any {
+	if m == nil {
+		return emptyObject()
+	}
+	return m
+}
+
+// checkUnique rejects identifiers that are taken, also within the request
+// itself. Callers hold st.mu.
+func (in *createRequest) checkUnique(st *store) *apiError {
 	seen := map[string]bool{}
-	for _, em := range emails {
+	for _, em := range in.emails {
 		if _, dup := st.byEmail[em]; dup || seen["e:"+em] {
-			return fail(errIdentifierExists("email_address", "email address"))
+			return errIdentifierExists("email_address", "email address")
 		}
 		seen["e:"+em] = true
 	}
-	for _, p := range phones {
+	for _, p := range in.phones {
 		if _, dup := st.byPhone[p]; dup || seen["p:"+p] {
-			return fail(errIdentifierExists("phone_number", "phone number"))
+			return errIdentifierExists("phone_number", "phone number")
 		}
 		seen["p:"+p] = true
 	}
-	for _, w := range wallets {
+	for _, w := range in.wallets {
 		if _, dup := st.byWeb3[lower(w)]; dup || seen["w:"+lower(w)] {
-			return fail(errIdentifierExists("web3_wallet", "web3 wallet"))
+			return errIdentifierExists("web3_wallet", "web3 wallet")
 		}
 		seen["w:"+lower(w)] = true
 	}
-	if username != nil {
-		if _, dup := st.byUser[lower(*username)]; dup {
-			return fail(errIdentifierExists("username", "username"))
+	if in.username != nil {
+		if _, dup := st.byUser[lower(*in.username)]; dup {
+			return errIdentifierExists("username", "username")
 		}
 	}
-	extID = nonEmpty(extID)
-	if extID != nil {
-		if _, dup := st.byExt[*extID]; dup {
-			return fail(errIdentifierExists("external_id", "external ID"))
+	if in.extID != nil {
+		if _, dup := st.byExt[*in.extID]; dup {
+			return errIdentifierExists("external_id", "external ID")
 		}
 	}
+	return nil
+}
 
-	ts := st.stamp(c.now)
+// newUser builds the user of a validated create request, stamped ts.
+func (in *createRequest) newUser(ts int64) *user {
 	id := newID("user")
 	u := &user{data: userJSON{
-		ID: id, Object: "user", ExternalID: extID, Username: username,
-		FirstName: nonEmpty(first), LastName: nonEmpty(last), Locale: nonEmpty(locale),
-		ImageURL: defaultImageURL(id), PublicMetadata: pubV, PrivateMetadata: privV, UnsafeMetadata: unsafeV,
+		ID: id, Object: "user", ExternalID: in.extID, Username: in.username,
+		FirstName: nonEmpty(in.first), LastName: nonEmpty(in.last), Locale: nonEmpty(in.locale),
+		ImageURL: defaultImageURL(id), PublicMetadata: in.meta[0], PrivateMetadata: in.meta[1], UnsafeMetadata: in.meta[2],
 		EmailAddresses: []*emailAddress{}, PhoneNumbers: []*phoneNumber{}, Web3Wallets: []*web3Wallet{},
 		Passkeys: []map[string]any{}, ExternalAccounts: []map[string]any{}, SAMLAccounts: []map[string]any{},
 		EnterpriseAccounts: []map[string]any{},
-		DeleteSelfEnabled:  true, CreateOrganizationEnabled: true, CreateOrganizationsLimit: orgLimit,
-		LegalAcceptedAt: legal, CreatedAt: ts, UpdatedAt: ts,
+		DeleteSelfEnabled:  true, CreateOrganizationEnabled: true, CreateOrganizationsLimit: in.orgLimit,
+		LegalAcceptedAt: in.legal, CreatedAt: ts, UpdatedAt: ts,
 	}}
-	if createdAt != nil {
-		u.data.CreatedAt = *createdAt
+	setIfPresent(&u.data.CreatedAt, in.createdAt)
+	setIfPresent(&u.data.DeleteSelfEnabled, in.delSelf)
+	setIfPresent(&u.data.CreateOrganizationEnabled, in.createOrg)
+	setIfPresent(&u.data.BypassClientTrust, in.bypass)
+	setIfPresent(&u.data.Banned, in.banned)
+	in.addIdentifications(u, ts)
+	in.setSecrets(u, ts)
+	u.recomputeMFA(ts)
+	return u
+}
+
+// setIfPresent sets *dst to *v unless v is nil.
+func setIfPresent[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
 	}
-	if delSelf != nil {
-		u.data.DeleteSelfEnabled = *delSelf
-	}
-	if createOrg != nil {
-		u.data.CreateOrganizationEnabled = *createOrg
-	}
-	if bypass != nil {
-		u.data.BypassClientTrust = *bypass
-	}
-	if banned != nil {
-		u.data.Banned = *banned
-	}
-	for i, em := range emails {
-		reserved := len(emailStatus) > 0 && emailStatus[i] == "reserved"
+}
+
+// addIdentifications adds the email addresses, phone numbers and web3
+// wallets of the request to u, the first of each as primary.
+func (in *createRequest) addIdentifications(u *user, ts int64) {
+	for i, em := range in.emails {
+		reserved := len(in.emailStatus) > 0 && in.emailStatus[i] == "reserved"
 		u.data.EmailAddresses = append(u.data.EmailAddresses, newEmail(em, reserved, ts))
 	}
-	for i, p := range phones {
-		reserved := len(phoneStatus) > 0 && phoneStatus[i] == "reserved"
+	for i, p := range in.phones {
+		reserved := len(in.phoneStatus) > 0 && in.phoneStatus[i] == "reserved"
 		u.data.PhoneNumbers = append(u.data.PhoneNumbers, newPhone(p, reserved, ts))
 	}
-	for _, w := range wallets {
+	for _, w := range in.wallets {
 		u.data.Web3Wallets = append(u.data.Web3Wallets, newWallet(w, ts))
 	}
 	if len(u.data.EmailAddresses) > 0 {
@@ -247,25 +288,57 @@ func (s *Server) createUser(c *call) reply {
 	if len(u.data.Web3Wallets) > 0 {
 		u.data.PrimaryWeb3WalletID = new(u.data.Web3Wallets[0].ID)
 	}
-	if password != nil {
-		u.password = new(*password)
-	} else if digest != nil {
-		u.passwordDigest = new(*digest)
+}
+
+// setSecrets stores the password (or digest), TOTP secret and backup codes
+// of the request and sets the flags derived from them.
+func (in *createRequest) setSecrets(u *user, ts int64) {
+	if in.password != nil {
+		u.password = new(*in.password)
+	} else if in.digest != nil {
+		u.passwordDigest = new(*in.digest)
 	}
 	if u.password != nil || u.passwordDigest != nil {
 		u.data.PasswordEnabled = true
 		u.data.PasswordLastUpdatedAt = new(ts)
 	}
-	if totpSecret != "" {
-		u.totpSecret = totpSecret
+	if in.totpSecret != "" {
+		u.totpSecret = in.totpSecret
 		u.data.TOTPEnabled = true
 	}
-	if len(backup) > 0 {
-		u.backupCodes = append([]string(nil), backup...)
+	if len(in.backup) > 0 {
+		u.backupCodes = append([]string(nil), in.backup...)
 		u.data.BackupCodeEnabled = true
 	}
-	u.recomputeMFA(ts)
-	if locked != nil && *locked {
+}
+
+func (s *Server) createUser(c *call) reply {
+	b, e := readBody(c.r, createFields...)
+	if e != nil {
+		return fail(e)
+	}
+	in, e := decodeCreate(b)
+	if e != nil {
+		return fail(e)
+	}
+	if e := in.validateIdentifiers(b); e != nil {
+		return fail(e)
+	}
+	if e := in.validateSecrets(); e != nil {
+		return fail(e)
+	}
+	if e := in.validateSettings(b); e != nil {
+		return fail(e)
+	}
+
+	st := s.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if e := in.checkUnique(st); e != nil {
+		return fail(e)
+	}
+	u := in.newUser(st.stamp(c.now))
+	if in.locked != nil && *in.locked {
 		s.applyLock(u, c.now)
 	}
 	st.insert(u)
@@ -352,6 +425,251 @@ func (s *Server) mutateReply(c *call, fn func(u *user, ts int64) (bool, *apiErro
 	return okJSON(b)
 }
 
+// updateRequest is the decoded body of PATCH /users/{user_id}. The has*
+// fields tell an absent field from an explicit null.
+type updateRequest struct {
+	extID, first, last, locale, username              *string
+	hasExt, hasFirst, hasLast, hasLocale, hasUsername bool
+	primEmail, primPhone, primWeb3                    *string
+
+	password, digest, hasher *string
+	skipChecks, signOut      *bool
+	totp                     *string // as sent; validated into totpSecret
+	totpSecret               string  // normalized; "" = unchanged
+	backup                   []string
+
+	delSelf, createOrg, bypass *bool
+	legal, orgLimit, createdAt *int64
+	hasLegal, hasOrgLimit      bool
+
+	meta    [3]map[string]any // public, private, unsafe (API versions before 2026-05-12)
+	hasMeta [3]bool
+}
+
+// decodeUpdate reads the fields of a PATCH /users/{user_id} body in the
+// order of updateFields, then the metadata fields when legacyMetadata,
+// failing on the first one with the wrong type.
+func decodeUpdate(b body, legacyMetadata bool) (*updateRequest, *apiError) {
+	r := &fieldReader{b: b}
+	in := &updateRequest{}
+	in.extID, in.hasExt = r.optStr("external_id")
+	in.first, in.hasFirst = r.optStr("first_name")
+	in.last, in.hasLast = r.optStr("last_name")
+	in.locale, in.hasLocale = r.optStr("locale")
+	in.primEmail = r.str("primary_email_address_id")
+	r.boolean("notify_primary_email_address_changed") // accepted, no effect
+	in.primPhone = r.str("primary_phone_number_id")
+	in.primWeb3 = r.str("primary_web3_wallet_id")
+	in.username, in.hasUsername = r.optStr("username")
+	r.str("profile_image_id") // accepted, no effect
+	in.password = r.str("password")
+	in.digest = r.str("password_digest")
+	in.hasher = r.str("password_hasher")
+	in.skipChecks = r.boolean("skip_password_checks")
+	in.signOut = r.boolean("sign_out_of_other_sessions")
+	in.totp = r.str("totp_secret")
+	in.backup = r.strings("backup_codes")
+	in.delSelf = r.boolean("delete_self_enabled")
+	in.createOrg = r.boolean("create_organization_enabled")
+	in.legal, in.hasLegal = r.timestamp("legal_accepted_at")
+	r.boolean("skip_legal_checks") // accepted, no effect
+	in.orgLimit, in.hasOrgLimit = r.integer("create_organizations_limit")
+	in.createdAt, _ = r.timestamp("created_at")
+	in.bypass = r.boolean("bypass_client_trust")
+	if legacyMetadata {
+		for i, f := range metadataFields {
+			in.meta[i], in.hasMeta[i] = r.object(f)
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return in, nil
+}
+
+// validate checks the request on its own, before the stored user is read.
+func (in *updateRequest) validate() *apiError {
+	if e := in.validatePassword(); e != nil {
+		return e
+	}
+	in.username = nonEmpty(in.username)
+	if in.username != nil {
+		if e := checkUsername(*in.username); e != nil {
+			return e
+		}
+	}
+	if in.totp != nil {
+		var e *apiError
+		if in.totpSecret, e = normalizeTOTPSecret(*in.totp); e != nil {
+			return e
+		}
+	}
+	if e := checkOrgLimit(in.orgLimit); e != nil {
+		return e
+	}
+	in.extID = nonEmpty(in.extID)
+	return nil
+}
+
+// validatePassword checks password, the options that need it, and
+// password_digest.
+func (in *updateRequest) validatePassword() *apiError {
+	skip := in.skipChecks != nil && *in.skipChecks
+	if in.password == nil {
+		if skip {
+			return newAPIError(http.StatusUnprocessableEntity, "form_conditional_param_missing", "missing data",
+				"skip_password_checks can only be used together with password.", paramMeta("password"))
+		}
+		if in.signOut != nil && *in.signOut {
+			return newAPIError(http.StatusUnprocessableEntity, "form_conditional_param_missing", "missing data",
+				"sign_out_of_other_sessions can only be used together with password.", paramMeta("password"))
+		}
+	} else if e := checkPassword(*in.password, skip); e != nil {
+		return e
+	}
+	return checkHasher(in.digest, in.hasher)
+}
+
+// checkAgainst validates the request against the stored user u and returns
+// the metadata u will have. Callers hold st.mu.
+func (in *updateRequest) checkAgainst(st *store, u *user, b body) ([3]any, *apiError) {
+	if in.extID != nil && taken(st.byExt, *in.extID, u.data.ID) {
+		return [3]any{}, errIdentifierExists("external_id", "external ID")
+	}
+	if in.username != nil && taken(st.byUser, lower(*in.username), u.data.ID) {
+		return [3]any{}, errIdentifierExists("username", "username")
+	}
+	if in.hasUsername && in.username == nil && u.data.Username != nil &&
+		len(u.data.EmailAddresses) == 0 && len(u.data.PhoneNumbers) == 0 && len(u.data.Web3Wallets) == 0 {
+		return [3]any{}, errParamValue("username", "The username cannot be removed: it is the user's only identifier.")
+	}
+	if e := in.checkPrimaries(u); e != nil {
+		return [3]any{}, e
+	}
+	newMeta := [3]any{u.data.PublicMetadata, u.data.PrivateMetadata, u.data.UnsafeMetadata}
+	for i := range in.meta {
+		if in.hasMeta[i] {
+			newMeta[i] = objectOrEmpty(in.meta[i])
+		}
+	}
+	if in.hasMeta[0] || in.hasMeta[1] || in.hasMeta[2] {
+		if n := metadataSize(newMeta[0], newMeta[1], newMeta[2]); n > MetadataLimitBytes {
+			return [3]any{}, errParamTooLarge(firstPresent(b, metadataFields), n, MetadataLimitBytes)
+		}
+	}
+	return newMeta, nil
+}
+
+// checkPrimaries checks that the new primary identifications are verified
+// identifications of u.
+func (in *updateRequest) checkPrimaries(u *user) *apiError {
+	if id := in.primEmail; id != nil && !slices.ContainsFunc(u.data.EmailAddresses, func(em *emailAddress) bool {
+		return em.ID == *id && isVerified(em.Verification)
+	}) {
+		return errPrimaryNotFound("email address", *id, "primary_email_address_id")
+	}
+	if id := in.primPhone; id != nil && !slices.ContainsFunc(u.data.PhoneNumbers, func(p *phoneNumber) bool {
+		return p.ID == *id && isVerified(p.Verification)
+	}) {
+		return errPrimaryNotFound("phone number", *id, "primary_phone_number_id")
+	}
+	if id := in.primWeb3; id != nil && !slices.ContainsFunc(u.data.Web3Wallets, func(w *web3Wallet) bool {
+		return w.ID == *id && isVerified(w.Verification)
+	}) {
+		return errPrimaryNotFound("web3 wallet", *id, "primary_web3_wallet_id")
+	}
+	return nil
+}
+
+func errPrimaryNotFound(what, id, param string) *apiError {
+	return newAPIError(http.StatusUnprocessableEntity, "form_resource_not_found", "not found",
+		"No verified "+what+" with id "+id+" was found for this user.", paramMeta(param))
+}
+
+// apply changes u as the request asks and reports whether a secret
+// changed. Callers hold st.mu and ran checkAgainst.
+func (in *updateRequest) apply(st *store, u *user, ts int64, newMeta [3]any) (secretChanged bool) {
+	st.unindex(u)
+	defer st.index(u)
+	in.applyProfile(u)
+	secretChanged = in.applySecrets(u, ts)
+	u.recomputeMFA(ts)
+	in.applySettings(u)
+	u.data.PublicMetadata, u.data.PrivateMetadata, u.data.UnsafeMetadata = newMeta[0], newMeta[1], newMeta[2]
+	return secretChanged
+}
+
+// applyProfile sets the names, identifiers and primary identifications.
+func (in *updateRequest) applyProfile(u *user) {
+	d := &u.data
+	if in.hasExt {
+		d.ExternalID = in.extID
+	}
+	if in.hasFirst {
+		d.FirstName = nonEmpty(in.first)
+	}
+	if in.hasLast {
+		d.LastName = nonEmpty(in.last)
+	}
+	if in.hasLocale {
+		d.Locale = nonEmpty(in.locale)
+	}
+	if in.hasUsername {
+		d.Username = in.username
+	}
+	if in.primEmail != nil {
+		d.PrimaryEmailAddressID = new(*in.primEmail)
+	}
+	if in.primPhone != nil {
+		d.PrimaryPhoneNumberID = new(*in.primPhone)
+	}
+	if in.primWeb3 != nil {
+		d.PrimaryWeb3WalletID = new(*in.primWeb3)
+	}
+}
+
+// applySecrets replaces the password (or digest), TOTP secret and backup
+// codes that the request sets, and reports whether any changed.
+func (in *updateRequest) applySecrets(u *user, ts int64) bool {
+	changed := false
+	if in.password != nil || in.digest != nil {
+		if in.password != nil {
+			u.password, u.passwordDigest = new(*in.password), nil
+		} else {
+			u.password, u.passwordDigest = nil, new(*in.digest)
+		}
+		u.data.PasswordEnabled = true
+		u.data.PasswordLastUpdatedAt = new(ts)
+		changed = true
+	}
+	if in.totpSecret != "" {
+		u.totpSecret = in.totpSecret
+		u.data.TOTPEnabled = true
+		changed = true
+	}
+	if len(in.backup) > 0 {
+		u.backupCodes = append([]string(nil), in.backup...)
+		u.data.BackupCodeEnabled = true
+		changed = true
+	}
+	return changed
+}
+
+// applySettings sets the account settings and timestamps.
+func (in *updateRequest) applySettings(u *user) {
+	d := &u.data
+	setIfPresent(&d.DeleteSelfEnabled, in.delSelf)
+	setIfPresent(&d.CreateOrganizationEnabled, in.createOrg)
+	if in.hasLegal {
+		d.LegalAcceptedAt = in.legal
+	}
+	if in.hasOrgLimit {
+		d.CreateOrganizationsLimit = in.orgLimit
+	}
+	setIfPresent(&d.CreatedAt, in.createdAt)
+	setIfPresent(&d.BypassClientTrust, in.bypass)
+}
+
 func (s *Server) updateUser(c *call) reply {
 	allowed := updateFields
 	legacyMetadata := c.version < "2026-05-12"
@@ -362,208 +680,20 @@ func (s *Server) updateUser(c *call) reply {
 	if e != nil {
 		return fail(e)
 	}
-	extID, hasExt, e1 := b.str("external_id")
-	first, hasFirst, e2 := b.str("first_name")
-	last, hasLast, e3 := b.str("last_name")
-	locale, hasLocale, e4 := b.str("locale")
-	primEmail, _, e5 := b.str("primary_email_address_id")
-	_, _, e6 := b.boolean("notify_primary_email_address_changed")
-	primPhone, _, e7 := b.str("primary_phone_number_id")
-	primWeb3, _, e8 := b.str("primary_web3_wallet_id")
-	username, hasUsername, e9 := b.str("username")
-	_, _, e10 := b.str("profile_image_id")
-	password, _, e11 := b.str("password")
-	digest, _, e12 := b.str("password_digest")
-	hasher, _, e13 := b.str("password_hasher")
-	skipChecks, _, e14 := b.boolean("skip_password_checks")
-	signOut, _, e15 := b.boolean("sign_out_of_other_sessions")
-	totp, _, e16 := b.str("totp_secret")
-	backup, hasBackup, e17 := b.strings("backup_codes")
-	delSelf, _, e18 := b.boolean("delete_self_enabled")
-	createOrg, _, e19 := b.boolean("create_organization_enabled")
-	legal, hasLegal, e20 := b.timestamp("legal_accepted_at")
-	_, _, e21 := b.boolean("skip_legal_checks")
-	orgLimit, hasOrgLimit, e22 := b.integer("create_organizations_limit")
-	createdAt, _, e23 := b.timestamp("created_at")
-	bypass, _, e24 := b.boolean("bypass_client_trust")
-	if e := firstErr(e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11, e12, e13, e14, e15, e16, e17, e18, e19, e20,
-		e21, e22, e23, e24); e != nil {
+	in, e := decodeUpdate(b, legacyMetadata)
+	if e != nil {
 		return fail(e)
 	}
-	var meta [3]map[string]any
-	var hasMeta [3]bool
-	if legacyMetadata {
-		for i, f := range metadataFields {
-			var e *apiError
-			if meta[i], hasMeta[i], e = b.object(f); e != nil {
-				return fail(e)
-			}
-		}
-	}
-	if password == nil {
-		if skipChecks != nil && *skipChecks {
-			return fail(newAPIError(http.StatusUnprocessableEntity, "form_conditional_param_missing", "missing data",
-				"skip_password_checks can only be used together with password.", paramMeta("password")))
-		}
-		if signOut != nil && *signOut {
-			return fail(newAPIError(http.StatusUnprocessableEntity, "form_conditional_param_missing", "missing data",
-				"sign_out_of_other_sessions can only be used together with password.", paramMeta("password")))
-		}
-	} else if e := checkPassword(*password, skipChecks != nil && *skipChecks); e != nil {
+	if e := in.validate(); e != nil {
 		return fail(e)
 	}
-	if e := checkHasher(digest, hasher); e != nil {
-		return fail(e)
-	}
-	username = nonEmpty(username)
-	if username != nil {
-		if e := checkUsername(*username); e != nil {
-			return fail(e)
-		}
-	}
-	var totpSecret string
-	if totp != nil {
-		if totpSecret, e = normalizeTOTPSecret(*totp); e != nil {
-			return fail(e)
-		}
-	}
-	if orgLimit != nil && *orgLimit < 0 {
-		return fail(errParamValue("create_organizations_limit", "create_organizations_limit must be 0 (unlimited) or greater."))
-	}
-	extID = nonEmpty(extID)
-
 	return s.mutateReply(c, func(u *user, ts int64) (bool, *apiError) {
-		st := s.st
 		// Validate everything against the stored state first.
-		if extID != nil && taken(st.byExt, *extID, u.data.ID) {
-			return false, errIdentifierExists("external_id", "external ID")
+		newMeta, e := in.checkAgainst(s.st, u, b)
+		if e != nil {
+			return false, e
 		}
-		if username != nil && taken(st.byUser, lower(*username), u.data.ID) {
-			return false, errIdentifierExists("username", "username")
-		}
-		if hasUsername && username == nil && u.data.Username != nil &&
-			len(u.data.EmailAddresses) == 0 && len(u.data.PhoneNumbers) == 0 && len(u.data.Web3Wallets) == 0 {
-			return false, errParamValue("username", "The username cannot be removed: it is the user's only identifier.")
-		}
-		var newPrimEmail, newPrimPhone, newPrimWeb3 *string
-		if primEmail != nil {
-			ok := false
-			for _, em := range u.data.EmailAddresses {
-				ok = ok || (em.ID == *primEmail && isVerified(em.Verification))
-			}
-			if !ok {
-				return false, newAPIError(http.StatusUnprocessableEntity, "form_resource_not_found", "not found",
-					"No verified email address with id "+*primEmail+" was found for this user.", paramMeta("primary_email_address_id"))
-			}
-			newPrimEmail = primEmail
-		}
-		if primPhone != nil {
-			ok := false
-			for _, p := range u.data.PhoneNumbers {
-				ok = ok || (p.ID == *primPhone && isVerified(p.Verification))
-			}
-			if !ok {
-				return false, newAPIError(http.StatusUnprocessableEntity, "form_resource_not_found", "not found",
-					"No verified phone number with id "+*primPhone+" was found for this user.", paramMeta("primary_phone_number_id"))
-			}
-			newPrimPhone = primPhone
-		}
-		if primWeb3 != nil {
-			ok := false
-			for _, w := range u.data.Web3Wallets {
-				ok = ok || (w.ID == *primWeb3 && isVerified(w.Verification))
-			}
-			if !ok {
-				return false, newAPIError(http.StatusUnprocessableEntity, "form_resource_not_found", "not found",
-					"No verified web3 wallet with id "+*primWeb3+" was found for this user.", paramMeta("primary_web3_wallet_id"))
-			}
-			newPrimWeb3 = primWeb3
-		}
-		newMeta := [3]any{u.data.PublicMetadata, u.data.PrivateMetadata, u.data.UnsafeMetadata}
-		for i := range meta {
-			if hasMeta[i] {
-				if meta[i] == nil {
-					newMeta[i] = emptyObject()
-				} else {
-					newMeta[i] = meta[i]
-				}
-			}
-		}
-		if hasMeta[0] || hasMeta[1] || hasMeta[2] {
-			if n := metadataSize(newMeta[0], newMeta[1], newMeta[2]); n > MetadataLimitBytes {
-				return false, errParamTooLarge(firstPresent(b, metadataFields), n, MetadataLimitBytes)
-			}
-		}
-
-		// Apply.
-		st.unindex(u)
-		defer st.index(u)
-		secret := false
-		if hasExt {
-			u.data.ExternalID = extID
-		}
-		if hasFirst {
-			u.data.FirstName = nonEmpty(first)
-		}
-		if hasLast {
-			u.data.LastName = nonEmpty(last)
-		}
-		if hasLocale {
-			u.data.Locale = nonEmpty(locale)
-		}
-		if hasUsername {
-			u.data.Username = username
-		}
-		if newPrimEmail != nil {
-			u.data.PrimaryEmailAddressID = new(*newPrimEmail)
-		}
-		if newPrimPhone != nil {
-			u.data.PrimaryPhoneNumberID = new(*newPrimPhone)
-		}
-		if newPrimWeb3 != nil {
-			u.data.PrimaryWeb3WalletID = new(*newPrimWeb3)
-		}
-		if password != nil || digest != nil {
-			if password != nil {
-				u.password, u.passwordDigest = new(*password), nil
-			} else {
-				u.password, u.passwordDigest = nil, new(*digest)
-			}
-			u.data.PasswordEnabled = true
-			u.data.PasswordLastUpdatedAt = new(ts)
-			secret = true
-		}
-		if totpSecret != "" {
-			u.totpSecret = totpSecret
-			u.data.TOTPEnabled = true
-			secret = true
-		}
-		if hasBackup && len(backup) > 0 {
-			u.backupCodes = append([]string(nil), backup...)
-			u.data.BackupCodeEnabled = true
-			secret = true
-		}
-		u.recomputeMFA(ts)
-		if delSelf != nil {
-			u.data.DeleteSelfEnabled = *delSelf
-		}
-		if createOrg != nil {
-			u.data.CreateOrganizationEnabled = *createOrg
-		}
-		if hasLegal {
-			u.data.LegalAcceptedAt = legal
-		}
-		if hasOrgLimit {
-			u.data.CreateOrganizationsLimit = orgLimit
-		}
-		if createdAt != nil {
-			u.data.CreatedAt = *createdAt
-		}
-		if bypass != nil {
-			u.data.BypassClientTrust = *bypass
-		}
-		u.data.PublicMetadata, u.data.PrivateMetadata, u.data.UnsafeMetadata = newMeta[0], newMeta[1], newMeta[2]
-		return secret, nil
+		return in.apply(s.st, u, ts, newMeta), nil
 	})
 }
 

@@ -227,7 +227,7 @@ func (f *fixture) do(method, path string, body any, hdr ...string) resp {
 	if !strings.HasPrefix(path, "http") {
 		url = f.base + path
 	}
-	req, err := http.NewRequest(method, url, rd)
+	req, err := http.NewRequestWithContext(f.t.Context(), method, url, rd)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func (f *fixture) do(method, path string, body any, hdr ...string) resp {
 	if err != nil {
 		f.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		f.t.Fatal(err)

@@ -139,7 +139,12 @@ func after(v *int64, limit *int64) bool  { return limit == nil || (v != nil && *
 
 // matches applies every filter (different filters combine as AND).
 func (f *userFilter) matches(u *user) bool {
-	d := &u.data
+	return f.matchesIDs(&u.data) && f.matchesIdentifiers(&u.data) && f.matchesOrgs(u) &&
+		f.matchesProvider(&u.data) && f.matchesState(&u.data) && f.matchesSearch(&u.search)
+}
+
+// matchesIDs applies user_id and external_id.
+func (f *userFilter) matchesIDs(d *userJSON) bool {
 	if len(f.userIn) > 0 && !slices.Contains(f.userIn, d.ID) || slices.Contains(f.userOut, d.ID) {
 		return false
 	}
@@ -147,46 +152,63 @@ func (f *userFilter) matches(u *user) bool {
 	if len(f.extIn) > 0 && (d.ExternalID == nil || !slices.Contains(f.extIn, ext)) {
 		return false
 	}
-	if d.ExternalID != nil && slices.Contains(f.extOut, ext) {
-		return false
-	}
-	if len(f.emails) > 0 && !slices.ContainsFunc(d.EmailAddresses, func(e *emailAddress) bool { return containsFold(f.emails, e.EmailAddress) }) {
-		return false
-	}
-	if len(f.phones) > 0 && !slices.ContainsFunc(d.PhoneNumbers, func(p *phoneNumber) bool { return slices.Contains(f.phones, p.PhoneNumber) }) {
-		return false
-	}
-	if len(f.wallets) > 0 && !slices.ContainsFunc(d.Web3Wallets, func(w *web3Wallet) bool { return containsFold(f.wallets, w.Web3Wallet) }) {
-		return false
-	}
-	if len(f.usernames) > 0 && (d.Username == nil || !containsFold(f.usernames, *d.Username)) {
-		return false
-	}
-	if len(f.orgIn) > 0 || len(f.orgOut) > 0 {
-		orgs := u.orgIDs()
-		if len(f.orgIn) > 0 && !slices.ContainsFunc(orgs, func(o string) bool { return slices.Contains(f.orgIn, o) }) {
-			return false
-		}
-		if slices.ContainsFunc(orgs, func(o string) bool { return slices.Contains(f.orgOut, o) }) {
-			return false
-		}
-	}
-	if f.provider != "" && !slices.ContainsFunc(d.ExternalAccounts, func(ea map[string]any) bool {
-		p, _ := ea["provider"].(string)
-		pid, _ := ea["provider_user_id"].(string)
-		return providerMatches(p, f.provider) && slices.Contains(f.providerUserIDs, pid)
+	return d.ExternalID == nil || !slices.Contains(f.extOut, ext)
+}
+
+// matchesIdentifiers applies the exact-match email_address, phone_number,
+// web3_wallet and username filters.
+func (f *userFilter) matchesIdentifiers(d *userJSON) bool {
+	if len(f.emails) > 0 && !slices.ContainsFunc(d.EmailAddresses, func(e *emailAddress) bool {
+		return containsFold(f.emails, e.EmailAddress)
 	}) {
 		return false
 	}
+	if len(f.phones) > 0 && !slices.ContainsFunc(d.PhoneNumbers, func(p *phoneNumber) bool {
+		return slices.Contains(f.phones, p.PhoneNumber)
+	}) {
+		return false
+	}
+	if len(f.wallets) > 0 && !slices.ContainsFunc(d.Web3Wallets, func(w *web3Wallet) bool {
+		return containsFold(f.wallets, w.Web3Wallet)
+	}) {
+		return false
+	}
+	return len(f.usernames) == 0 || (d.Username != nil && containsFold(f.usernames, *d.Username))
+}
+
+// matchesOrgs applies organization_id.
+func (f *userFilter) matchesOrgs(u *user) bool {
+	if len(f.orgIn) == 0 && len(f.orgOut) == 0 {
+		return true
+	}
+	orgs := u.orgIDs()
+	if len(f.orgIn) > 0 && !slices.ContainsFunc(orgs, func(o string) bool { return slices.Contains(f.orgIn, o) }) {
+		return false
+	}
+	return !slices.ContainsFunc(orgs, func(o string) bool { return slices.Contains(f.orgOut, o) })
+}
+
+// matchesProvider applies provider with provider_user_id.
+func (f *userFilter) matchesProvider(d *userJSON) bool {
+	return f.provider == "" || slices.ContainsFunc(d.ExternalAccounts, func(ea map[string]any) bool {
+		p, _ := ea["provider"].(string)
+		pid, _ := ea["provider_user_id"].(string)
+		return providerMatches(p, f.provider) && slices.Contains(f.providerUserIDs, pid)
+	})
+}
+
+// matchesState applies banned and the timestamp ranges.
+func (f *userFilter) matchesState(d *userJSON) bool {
 	if f.banned != nil && d.Banned != *f.banned {
 		return false
 	}
-	if !before(d.LastActiveAt, f.activeBefore) || !after(d.LastActiveAt, f.activeAfter) ||
-		!before(&d.CreatedAt, f.createdBefore) || !after(&d.CreatedAt, f.createdAfter) ||
-		!before(d.LastSignInAt, f.signInBefore) || !after(d.LastSignInAt, f.signInAfter) {
-		return false
-	}
-	ix := &u.search
+	return before(d.LastActiveAt, f.activeBefore) && after(d.LastActiveAt, f.activeAfter) &&
+		before(&d.CreatedAt, f.createdBefore) && after(&d.CreatedAt, f.createdAfter) &&
+		before(d.LastSignInAt, f.signInBefore) && after(d.LastSignInAt, f.signInAfter)
+}
+
+// matchesSearch applies the partial-match filters and query.
+func (f *userFilter) matchesSearch(ix *searchIndex) bool {
 	if f.emailQ != "" && !slices.ContainsFunc(ix.emails, func(e string) bool { return strings.Contains(e, f.emailQ) }) {
 		return false
 	}
@@ -199,10 +221,7 @@ func (f *userFilter) matches(u *user) bool {
 	if f.nameQ != "" && !strings.Contains(ix.name, f.nameQ) {
 		return false
 	}
-	if f.query != "" && !strings.Contains(ix.all, f.query) {
-		return false
-	}
-	return true
+	return f.query == "" || strings.Contains(ix.all, f.query)
 }
 
 func fullName(d *userJSON) string {
@@ -438,12 +457,12 @@ func (s *Server) countUsers(c *call) reply {
 	return okValue(totalCount{Object: "total_count", TotalCount: int64(n)})
 }
 
-// firstN returns the first n items of us in cmp order, sorted. For small n
+// firstN returns the first n items of us in compare order, sorted. For small n
 // it keeps a sorted window instead of sorting everything: listing pages of
 // 10 over thousands of users is the common case.
-func firstN(us []*user, n int, cmp func(a, b *user) int) []*user {
+func firstN(us []*user, n int, compare func(a, b *user) int) []*user {
 	if n >= len(us)/4 {
-		slices.SortFunc(us, cmp)
+		slices.SortFunc(us, compare)
 		if len(us) > n {
 			us = us[:n]
 		}
@@ -451,10 +470,10 @@ func firstN(us []*user, n int, cmp func(a, b *user) int) []*user {
 	}
 	top := make([]*user, 0, n+1)
 	for _, u := range us {
-		if len(top) == n && cmp(u, top[n-1]) >= 0 {
+		if len(top) == n && compare(u, top[n-1]) >= 0 {
 			continue
 		}
-		i, _ := slices.BinarySearchFunc(top, u, cmp)
+		i, _ := slices.BinarySearchFunc(top, u, compare)
 		top = slices.Insert(top, i, u)
 		if len(top) > n {
 			top = top[:n]

@@ -15,7 +15,7 @@ import (
 // banned, with names, usernames, phones and external IDs.
 func listFixture(t *testing.T) (*fixture, []string) {
 	f := newFixture(t, Options{})
-	var ids []string
+	ids := make([]string, 0, 15)
 	for i := range 15 {
 		body := map[string]any{
 			"email_address": []string{fmt.Sprintf("user%02d@Example.com", i)},

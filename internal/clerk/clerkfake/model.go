@@ -266,7 +266,4 @@ func deref(s *string) string {
 	return *s
 }
 
-//go:fix inline
-func ptr[T any](v T) *T { return new(v) }
-
 func lower(s string) string { return strings.ToLower(s) }

@@ -39,6 +39,12 @@ func apiErr(t *testing.T, err error, status int, code string) *clerk.APIErrorRes
 	return ae
 }
 
+// wantAPIErr is apiErr for callers that need only the check.
+func wantAPIErr(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	_ = apiErr(t, err, status, code)
+}
+
 // TestSDKConformance drives every operation of clerk-sdk-go v2.7.0's user
 // package against the fake.
 func TestSDKConformance(t *testing.T) {
@@ -77,7 +83,7 @@ func TestSDKConformance(t *testing.T) {
 		t.Fatalf("Get: %v %+v", err, got)
 	}
 	_, err = c.Get(ctx, "user_missing")
-	apiErr(t, err, 404, "resource_not_found")
+	wantAPIErr(t, err, 404, "resource_not_found")
 
 	list, err := c.List(ctx, &clerkuser.ListParams{EmailAddresses: []string{"sdk@example.com", "linked@example.com"},
 		ListParams: clerk.ListParams{Limit: clerk.Int64(1)}, OrderBy: new("-created_at")})
@@ -91,7 +97,7 @@ func TestSDKConformance(t *testing.T) {
 
 	// Update with metadata = PATCH (without metadata) + PUT /metadata in v2.7.0.
 	upd, err := c.Update(ctx, id, &clerkuser.UpdateParams{FirstName: new("Updated"), Username: new(""),
-		PrivateMetadata: new(json.RawMessage(`{"crm":"C-9"}`))})
+		PrivateMetadata: new(json.RawMessage(`{"crm":"C-9"}`))}) //nolint:staticcheck // SA1019: tests the deprecated field's routing
 	if err != nil || upd.FirstName == nil || *upd.FirstName != "Updated" || upd.Username != nil || string(upd.PrivateMetadata) != `{"crm":"C-9"}` {
 		t.Fatalf("Update: %v %+v", err, upd)
 	}
@@ -118,7 +124,7 @@ func TestSDKConformance(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 		_, err = call(ctx, "user_missing")
-		apiErr(t, err, 404, "resource_not_found")
+		wantAPIErr(t, err, 404, "resource_not_found")
 	}
 	if u, _ := c.Ban(ctx, id); !u.Banned {
 		t.Error("Ban did not ban")
@@ -132,7 +138,7 @@ func TestSDKConformance(t *testing.T) {
 		t.Errorf("VerifyPassword: %v %+v", err, vp)
 	}
 	_, err = c.VerifyPassword(ctx, &clerkuser.VerifyPasswordParams{UserID: id, Password: "wrong-password"})
-	apiErr(t, err, 422, "incorrect_password")
+	wantAPIErr(t, err, 422, "incorrect_password")
 
 	img, err := os.Open(writeTemp(t, "avatar.png", "\x89PNG…"))
 	if err != nil {
@@ -143,7 +149,7 @@ func TestSDKConformance(t *testing.T) {
 		t.Errorf("UpdateProfileImage: %v", err)
 	}
 
-	totp, err := c.CreateTOTP(ctx, id) // a deprecated no-op in the SDK: no request
+	totp, err := c.CreateTOTP(ctx, id) //nolint:staticcheck // SA1019: a deprecated no-op in the SDK; proves it sends no request
 	if err != nil || totp.Object != "totp" {
 		t.Errorf("CreateTOTP: %v %+v", err, totp)
 	}
@@ -170,7 +176,7 @@ func TestSDKConformance(t *testing.T) {
 		t.Errorf("DeleteExternalAccount: %v %+v", err, d)
 	}
 	_, err = c.DeleteExternalAccount(ctx, &clerkuser.DeleteExternalAccountParams{UserID: "user_linked", ID: "eac_1"})
-	apiErr(t, err, 404, "resource_not_found")
+	wantAPIErr(t, err, 404, "resource_not_found")
 
 	if err := f.srv.Seed(rawUsers(t, `{"id":"user_oauth","external_accounts":[{"id":"eac_2","provider":"oauth_google","approved_scopes":"email"}]}`)); err != nil {
 		t.Fatal(err)
@@ -195,7 +201,7 @@ func TestSDKConformance(t *testing.T) {
 		t.Fatalf("Delete: %v %+v", err, del)
 	}
 	_, err = c.Delete(ctx, id)
-	apiErr(t, err, 404, "resource_not_found")
+	wantAPIErr(t, err, 404, "resource_not_found")
 
 	// The SDK sends body-less calls as JSON null and always the 2026-05-12 version.
 	if st := f.srv.Stats(); st.Count("POST /v1/users/{user_id}/ban") != 3 || st.Count("DELETE /v1/users/{user_id}/mfa") != 1 {
@@ -230,7 +236,7 @@ func TestSDKErrorsOnFaults(t *testing.T) {
 	}
 	_ = f.srv.SetFaults(Faults{Rate503: 1})
 	_, err = c.Get(ctx, u.ID)
-	apiErr(t, err, 503, "maintenance_mode")
+	wantAPIErr(t, err, 503, "maintenance_mode")
 }
 
 func writeTemp(t *testing.T, name, content string) string {

@@ -85,12 +85,53 @@ func (s *Server) claim(claimed map[string]string, idx map[string]string, field, 
 }
 
 func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string]string) (*user, error) {
+	e, err := parseSeedEntry(raw)
+	if err != nil {
+		return nil, err
+	}
+	u, d := e.user, &e.user.data
+	ts := s.st.stamp(now)
+	if err := s.seedIdentity(d, ts, claimed); err != nil {
+		return nil, err
+	}
+	if err := s.seedIdentifications(d, ts, claimed); err != nil {
+		return nil, err
+	}
+	if err := e.seedProfile(); err != nil {
+		return nil, err
+	}
+	e.seedLinkedAccounts(ts)
+	if err := e.seedSecrets(ts); err != nil {
+		return nil, err
+	}
+	if d.Locked && d.LockoutExpiresInSeconds != nil {
+		u.lockExpiresAt = now.UnixMilli() + *d.LockoutExpiresInSeconds*1000
+	}
+	return u, nil
+}
+
+// seedEntry is one decoded seed entry before defaults are filled in.
+type seedEntry struct {
+	user       *user
+	extras     seedExtras
+	fields     map[string]json.RawMessage // the User fields given
+	profileURL string                     // the legacy profile_image_url, if given
+}
+
+// has reports whether the entry sets User field k to a non-null value.
+func (e *seedEntry) has(k string) bool {
+	v, ok := e.fields[k]
+	return ok && !isNull(v)
+}
+
+// parseSeedEntry splits a seed entry into User fields and seed-only extras
+// and decodes both, rejecting unknown fields.
+func parseSeedEntry(raw json.RawMessage) (*seedEntry, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return nil, fmt.Errorf("not a JSON object")
 	}
-	var extras seedExtras
-	userFields := map[string]json.RawMessage{}
+	e := &seedEntry{user: &user{}, fields: map[string]json.RawMessage{}}
 	var unknown []string
 	for k, v := range fields {
 		switch {
@@ -98,11 +139,11 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 			one, _ := json.Marshal(map[string]json.RawMessage{k: v})
 			dec := json.NewDecoder(bytes.NewReader(one))
 			dec.UseNumber()
-			if err := dec.Decode(&extras); err != nil {
+			if err := dec.Decode(&e.extras); err != nil {
 				return nil, fmt.Errorf("field %s: %w", k, err)
 			}
 		case slices.Contains(userProperties, k):
-			userFields[k] = v
+			e.fields[k] = v
 		default:
 			unknown = append(unknown, k)
 		}
@@ -111,39 +152,38 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 		slices.Sort(unknown)
 		return nil, fmt.Errorf("unknown field %s", strings.Join(unknown, ", "))
 	}
-	has := func(k string) bool { v, ok := userFields[k]; return ok && !isNull(v) }
-	var profileURL string
-	if v, ok := userFields["profile_image_url"]; ok {
-		_ = json.Unmarshal(v, &profileURL)
-		delete(userFields, "profile_image_url")
+	if v, ok := e.fields["profile_image_url"]; ok {
+		_ = json.Unmarshal(v, &e.profileURL)
+		delete(e.fields, "profile_image_url")
 	}
-	filtered, _ := json.Marshal(userFields)
+	filtered, _ := json.Marshal(e.fields)
 	dec := json.NewDecoder(bytes.NewReader(filtered))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
-	u := &user{}
-	if err := dec.Decode(&u.data); err != nil {
+	if err := dec.Decode(&e.user.data); err != nil {
 		return nil, fmt.Errorf("invalid User object: %w", err)
 	}
-	st := s.st
-	d := &u.data
-	ts := st.stamp(now)
+	return e, nil
+}
 
-	// Identity.
+// seedIdentity checks and defaults the ID, object, timestamps, external ID
+// and username.
+func (s *Server) seedIdentity(d *userJSON, ts int64, claimed map[string]string) error {
+	st := s.st
 	if d.ID == "" {
 		d.ID = newID("user")
 	} else if !strings.HasPrefix(d.ID, "user_") || len(d.ID) <= len("user_") {
-		return nil, fmt.Errorf("id %q must look like user_<id>", d.ID)
+		return fmt.Errorf("id %q must look like user_<id>", d.ID)
 	}
 	if _, ok := st.users[d.ID]; ok {
-		return nil, fmt.Errorf("duplicate id %s (already used by a stored user)", d.ID)
+		return fmt.Errorf("duplicate id %s (already used by a stored user)", d.ID)
 	}
 	if _, ok := claimed["id:"+d.ID]; ok {
-		return nil, fmt.Errorf("duplicate id %s", d.ID)
+		return fmt.Errorf("duplicate id %s", d.ID)
 	}
 	claimed["id:"+d.ID] = d.ID
 	if d.Object != "" && d.Object != "user" {
-		return nil, fmt.Errorf("object must be \"user\", got %q", d.Object)
+		return fmt.Errorf("object must be \"user\", got %q", d.Object)
 	}
 	d.Object = "user"
 	if d.CreatedAt == 0 {
@@ -154,29 +194,55 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 	}
 	if d.ExternalID != nil {
 		if err := s.claim(claimed, st.byExt, "external_id", *d.ExternalID, *d.ExternalID); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if d.Username != nil {
 		if err := s.claim(claimed, st.byUser, "username", *d.Username, lower(*d.Username)); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
 
-	// Identifications.
+// seedIdentifications checks and defaults the email addresses, phone
+// numbers and web3 wallets and their primary IDs.
+func (s *Server) seedIdentifications(d *userJSON, ts int64, claimed map[string]string) error {
+	if err := s.seedEmails(d, ts, claimed); err != nil {
+		return err
+	}
+	if err := s.seedPhones(d, ts, claimed); err != nil {
+		return err
+	}
+	if err := s.seedWallets(d, ts, claimed); err != nil {
+		return err
+	}
+	if err := seedPrimary(&d.PrimaryEmailAddressID, "primary_email_address_id", len(d.EmailAddresses),
+		func(i int) string { return d.EmailAddresses[i].ID }); err != nil {
+		return err
+	}
+	if err := seedPrimary(&d.PrimaryPhoneNumberID, "primary_phone_number_id", len(d.PhoneNumbers),
+		func(i int) string { return d.PhoneNumbers[i].ID }); err != nil {
+		return err
+	}
+	return seedPrimary(&d.PrimaryWeb3WalletID, "primary_web3_wallet_id", len(d.Web3Wallets),
+		func(i int) string { return d.Web3Wallets[i].ID })
+}
+
+func (s *Server) seedEmails(d *userJSON, ts int64, claimed map[string]string) error {
 	if d.EmailAddresses == nil {
 		d.EmailAddresses = []*emailAddress{}
 	}
 	for j, e := range d.EmailAddresses {
 		if e == nil || e.EmailAddress == "" {
-			return nil, fmt.Errorf("email_addresses[%d]: email_address is required", j)
+			return fmt.Errorf("email_addresses[%d]: email_address is required", j)
 		}
 		e.EmailAddress = lower(strings.TrimSpace(e.EmailAddress))
 		if !validEmail(e.EmailAddress) {
-			return nil, fmt.Errorf("email_addresses[%d]: invalid email_address %q", j, e.EmailAddress)
+			return fmt.Errorf("email_addresses[%d]: invalid email_address %q", j, e.EmailAddress)
 		}
-		if err := s.claim(claimed, st.byEmail, "email_address", e.EmailAddress, e.EmailAddress); err != nil {
-			return nil, err
+		if err := s.claim(claimed, s.st.byEmail, "email_address", e.EmailAddress, e.EmailAddress); err != nil {
+			return err
 		}
 		fillIdent(&e.ID, &e.Object, "email_address", &e.CreatedAt, &e.UpdatedAt, ts)
 		if e.Verification == nil && !e.Reserved {
@@ -186,15 +252,19 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 			e.LinkedTo = []map[string]any{}
 		}
 	}
+	return nil
+}
+
+func (s *Server) seedPhones(d *userJSON, ts int64, claimed map[string]string) error {
 	if d.PhoneNumbers == nil {
 		d.PhoneNumbers = []*phoneNumber{}
 	}
 	for j, p := range d.PhoneNumbers {
 		if p == nil || !phoneRE.MatchString(p.PhoneNumber) {
-			return nil, fmt.Errorf("phone_numbers[%d]: phone_number must be in E.164 format", j)
+			return fmt.Errorf("phone_numbers[%d]: phone_number must be in E.164 format", j)
 		}
-		if err := s.claim(claimed, st.byPhone, "phone_number", p.PhoneNumber, p.PhoneNumber); err != nil {
-			return nil, err
+		if err := s.claim(claimed, s.st.byPhone, "phone_number", p.PhoneNumber, p.PhoneNumber); err != nil {
+			return err
 		}
 		fillIdent(&p.ID, &p.Object, "phone_number", &p.CreatedAt, &p.UpdatedAt, ts)
 		if p.Verification == nil && !p.Reserved {
@@ -204,37 +274,33 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 			p.LinkedTo = []map[string]any{}
 		}
 	}
+	return nil
+}
+
+func (s *Server) seedWallets(d *userJSON, ts int64, claimed map[string]string) error {
 	if d.Web3Wallets == nil {
 		d.Web3Wallets = []*web3Wallet{}
 	}
 	for j, w := range d.Web3Wallets {
 		if w == nil || w.Web3Wallet == "" {
-			return nil, fmt.Errorf("web3_wallets[%d]: web3_wallet is required", j)
+			return fmt.Errorf("web3_wallets[%d]: web3_wallet is required", j)
 		}
-		if err := s.claim(claimed, st.byWeb3, "web3_wallet", w.Web3Wallet, lower(w.Web3Wallet)); err != nil {
-			return nil, err
+		if err := s.claim(claimed, s.st.byWeb3, "web3_wallet", w.Web3Wallet, lower(w.Web3Wallet)); err != nil {
+			return err
 		}
 		fillIdent(&w.ID, &w.Object, "web3_wallet", &w.CreatedAt, &w.UpdatedAt, ts)
 		if w.Verification == nil {
 			w.Verification = verificationAdmin()
 		}
 	}
-	if err := seedPrimary(&d.PrimaryEmailAddressID, "primary_email_address_id", len(d.EmailAddresses),
-		func(i int) string { return d.EmailAddresses[i].ID }); err != nil {
-		return nil, err
-	}
-	if err := seedPrimary(&d.PrimaryPhoneNumberID, "primary_phone_number_id", len(d.PhoneNumbers),
-		func(i int) string { return d.PhoneNumbers[i].ID }); err != nil {
-		return nil, err
-	}
-	if err := seedPrimary(&d.PrimaryWeb3WalletID, "primary_web3_wallet_id", len(d.Web3Wallets),
-		func(i int) string { return d.Web3Wallets[i].ID }); err != nil {
-		return nil, err
-	}
+	return nil
+}
 
-	// Profile and metadata.
+// seedProfile defaults the image URL, metadata and account settings.
+func (e *seedEntry) seedProfile() error {
+	d := &e.user.data
 	if d.ImageURL == "" {
-		d.ImageURL = profileURL
+		d.ImageURL = e.profileURL
 	}
 	if d.ImageURL == "" {
 		if d.HasImage {
@@ -248,20 +314,25 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 			*m = emptyObject()
 		}
 		if _, ok := (*m).(map[string]any); !ok {
-			return nil, fmt.Errorf("metadata must be JSON objects")
+			return fmt.Errorf("metadata must be JSON objects")
 		}
 	}
 	if n := metadataSize(d.PublicMetadata, d.PrivateMetadata, d.UnsafeMetadata); n > MetadataLimitBytes {
-		return nil, fmt.Errorf("metadata is %d bytes, over Clerk's %d byte limit", n, MetadataLimitBytes)
+		return fmt.Errorf("metadata is %d bytes, over Clerk's %d byte limit", n, MetadataLimitBytes)
 	}
-	if !has("delete_self_enabled") {
+	if !e.has("delete_self_enabled") {
 		d.DeleteSelfEnabled = true
 	}
-	if !has("create_organization_enabled") {
+	if !e.has("create_organization_enabled") {
 		d.CreateOrganizationEnabled = true
 	}
+	return nil
+}
 
-	// Linked accounts.
+// seedLinkedAccounts fills in passkeys, external, SAML and enterprise
+// accounts, organization memberships and invitations.
+func (e *seedEntry) seedLinkedAccounts(ts int64) {
+	u, d := e.user, &e.user.data
 	d.Passkeys = fillList(d.Passkeys, func(m map[string]any) {
 		setDefault(m, "id", newID("idn"))
 		setDefault(m, "object", "passkey")
@@ -288,7 +359,7 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 	})
 	d.SAMLAccounts = fillList(d.SAMLAccounts, func(map[string]any) {})
 	d.EnterpriseAccounts = fillList(d.EnterpriseAccounts, func(map[string]any) {})
-	u.memberships = fillList(extras.OrganizationMemberships, func(m map[string]any) {
+	u.memberships = fillList(e.extras.OrganizationMemberships, func(m map[string]any) {
 		setDefault(m, "id", newID("orgmem"))
 		setDefault(m, "object", "organization_membership")
 		setDefault(m, "role", "org:member")
@@ -315,7 +386,7 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 		m["organization"] = org
 		delete(m, "public_user_data") // rendered from the user on read
 	})
-	u.invitations = fillList(extras.OrganizationInvitations, func(m map[string]any) {
+	u.invitations = fillList(e.extras.OrganizationInvitations, func(m map[string]any) {
 		setDefault(m, "object", "organization_invitation")
 		setDefault(m, "id", newID("orginv"))
 		setDefault(m, "email_address", u.primaryEmail())
@@ -334,11 +405,15 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 		setDefault(m, "public_organization_data", map[string]any{"id": m["organization_id"], "name": "Fake Organization",
 			"slug": "fake-organization", "has_image": false})
 	})
+}
 
-	// Secrets and the flags derived from them.
-	if extras.Password != nil {
-		u.password = new(*extras.Password)
-		if !has("password_enabled") {
+// seedSecrets stores the seed-only password, TOTP secret and backup codes
+// and derives the flags the entry does not set itself.
+func (e *seedEntry) seedSecrets(ts int64) error {
+	u, d, x := e.user, &e.user.data, &e.extras
+	if x.Password != nil {
+		u.password = new(*x.Password)
+		if !e.has("password_enabled") {
 			d.PasswordEnabled = true
 		}
 		if d.PasswordLastUpdatedAt == nil {
@@ -346,32 +421,29 @@ func (s *Server) seedUser(raw json.RawMessage, now time.Time, claimed map[string
 		}
 	}
 	seededMFAAt := d.MFAEnabledAt
-	if extras.TOTPSecret != nil {
-		secret, e := normalizeTOTPSecret(*extras.TOTPSecret)
-		if e != nil {
-			return nil, fmt.Errorf("totp_secret must be base32")
+	if x.TOTPSecret != nil {
+		secret, ae := normalizeTOTPSecret(*x.TOTPSecret)
+		if ae != nil {
+			return fmt.Errorf("totp_secret must be base32")
 		}
 		u.totpSecret = secret
-		if !has("totp_enabled") {
+		if !e.has("totp_enabled") {
 			d.TOTPEnabled = true
 		}
 	}
-	if len(extras.BackupCodes) > 0 {
-		u.backupCodes = append([]string(nil), extras.BackupCodes...)
-		if !has("backup_code_enabled") {
+	if len(x.BackupCodes) > 0 {
+		u.backupCodes = append([]string(nil), x.BackupCodes...)
+		if !e.has("backup_code_enabled") {
 			d.BackupCodeEnabled = true
 		}
 	}
-	if !has("two_factor_enabled") {
+	if !e.has("two_factor_enabled") {
 		u.recomputeMFA(ts)
 		if seededMFAAt != nil {
 			d.MFAEnabledAt = seededMFAAt
 		}
 	}
-	if d.Locked && d.LockoutExpiresInSeconds != nil {
-		u.lockExpiresAt = now.UnixMilli() + *d.LockoutExpiresInSeconds*1000
-	}
-	return u, nil
+	return nil
 }
 
 // fillIdent sets the default id, object and timestamps of an identification.

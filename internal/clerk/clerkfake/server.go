@@ -89,7 +89,6 @@ type Server struct {
 	limits  *limiter
 	stats   *counters
 	faults  atomic.Pointer[Faults]
-	imgSeq  atomic.Int64
 	handler http.Handler
 }
 
@@ -228,7 +227,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 
 	trace := newTraceID()
-	rp, dropped := s.handleAPI(r, rt, params, name, faults)
+	rp, dropped := s.handleAPI(r, rt, params, faults)
 	s.stats.record(name, rp.status, dropped)
 	if dropped {
 		dropConnection(w)
@@ -237,7 +236,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.writeReply(w, rp, trace)
 }
 
-func (s *Server) handleAPI(r *http.Request, rt *route, params map[string]string, name string, faults *Faults) (reply, bool) {
+func (s *Server) handleAPI(r *http.Request, rt *route, params map[string]string, faults *Faults) (reply, bool) {
 	if e := s.authenticate(r); e != nil {
 		return fail(e), false
 	}

@@ -77,7 +77,7 @@ func TestSpecValidatorIsStrict(t *testing.T) {
 	f := newFixture(t, Options{})
 	id := f.createEmail("strict@example.com")
 	good, _ := f.srv.User(id)
-	req, _ := http.NewRequest("GET", f.base+"/users/"+id, nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", f.base+"/users/"+id, nil)
 	hdr := http.Header{"Content-Type": {"application/json"}, "Clerk-Trace-Id": {"t"}}
 	if err := validateAgainstSpec(t, req, 200, hdr, good); err != nil {
 		t.Fatalf("valid user rejected: %v", err)

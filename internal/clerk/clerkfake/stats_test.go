@@ -145,13 +145,13 @@ func (f *fixture) doNoFatal(method, path string, body any) resp {
 		raw, _ := json.Marshal(body)
 		rd = bytes.NewReader(raw)
 	}
-	req, _ := http.NewRequest(method, f.base+path, rd)
+	req, _ := http.NewRequestWithContext(f.t.Context(), method, f.base+path, rd)
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	res, err := f.ts.Client().Do(req)
 	if err != nil {
 		return resp{status: -1, body: []byte(err.Error())}
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	b, _ := io.ReadAll(res.Body)
 	return resp{status: res.StatusCode, header: res.Header, body: b}
 }

@@ -258,7 +258,7 @@ func TestOrganizationMembershipsAndInvitations(t *testing.T) {
 func TestHTTPClientTimeoutStillApplies(t *testing.T) {
 	f := newFixture(t, Options{Latency: 300 * time.Millisecond})
 	client := &http.Client{Timeout: 50 * time.Millisecond}
-	req, _ := http.NewRequest("POST", f.base+"/users", strings.NewReader(`{"username":"slow_user"}`))
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", f.base+"/users", strings.NewReader(`{"username":"slow_user"}`))
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	res, err := client.Do(req)
 	if err == nil {
