@@ -92,6 +92,24 @@ build-installer: manifests generate kustomize ## Generate a consolidated YAML wi
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
 	"$(KUSTOMIZE)" build config/default > dist/install.yaml
 
+##@ Demo
+
+## Extra flags for the demo program (go run ./hack/demo --help), e.g. DEMO_FLAGS=--keep.
+DEMO_FLAGS ?=
+## Listen address of the demo's fake Clerk API; empty: 127.0.0.1:8089, or a free port when that one is taken.
+DEMO_CLERK_ADDR ?=
+DEMO_RUN = go build -o bin/kubeclerk-demo ./hack/demo && \
+	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(ENVTEST_K8S_VERSION) bash hack/envtest/build.sh | tail -n 1)" \
+	bin/kubeclerk-demo $(if $(DEMO_CLERK_ADDR),--clerk-addr $(DEMO_CLERK_ADDR))
+
+.PHONY: demo
+demo: build envtest-assets ## Run kubeclerk on a local control plane against the fake Clerk API with config/samples; Ctrl-C stops it.
+	@$(DEMO_RUN) $(DEMO_FLAGS)
+
+.PHONY: demo-check
+demo-check: build envtest-assets ## The demo, non-interactive: exit 0 once every sample is Ready, non-zero after 180s.
+	@$(DEMO_RUN) --check --timeout 180s $(DEMO_FLAGS)
+
 ##@ Deployment
 
 ifndef ignore-not-found

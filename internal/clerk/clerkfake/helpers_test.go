@@ -23,17 +23,16 @@ import (
 
 const testKey = "sk_test_fake"
 
-// specPath locates Clerk's OpenAPI file relative to this package:
-// /work/main/internal/clerk/clerkfake → /work/shared/clerk/openapi-specs/bapi.
+// specPath locates Clerk's OpenAPI file, kept with this package's test data.
 func specPath() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "clerk", "openapi-specs", "bapi", "2026-05-12.yml")
+	return filepath.Join(filepath.Dir(file), "testdata", "openapi", "2026-05-12.yml")
 }
 
 var loadSpec = sync.OnceValues(func() (*openapi3.T, error) {
 	p := specPath()
 	if _, err := os.Stat(p); err != nil {
-		return nil, fmt.Errorf("Clerk OpenAPI spec not found at %s (expected the shared copy of bapi/2026-05-12.yml): %w", p, err)
+		return nil, fmt.Errorf("Clerk OpenAPI spec not found at %s (Clerk's bapi/2026-05-12.yml, see testdata/openapi/README.md): %w", p, err)
 	}
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromFile(p)
