@@ -92,6 +92,23 @@ build-installer: manifests generate kustomize ## Generate a consolidated YAML wi
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
 	"$(KUSTOMIZE)" build config/default > dist/install.yaml
 
+##@ Benchmark
+
+## make bench: N ClerkUsers, each needing one Clerk write, converged by bin/manager against
+## bin/fakeclerk with Clerk's rate limit, with batched and with per-object observation.
+N ?= 1000
+LATENCY ?= 100ms
+## live: Clerk's production limit (1000 requests per 10 s); test: development (100 per 10 s).
+KEY_TYPE ?= live
+## 0: the shortest at which per-object observation stays within 2/3 of the budget, at least 30s.
+SYNC_PERIOD ?= 0
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: build envtest-assets ## Benchmark N ClerkUsers (make bench N=10000 LATENCY=100ms); table, bin/bench/result.json, bin/bench/converge.svg.
+	KUBEBUILDER_ASSETS="$$(bash hack/envtest/build.sh | tail -n 1)" go run ./hack/bench \
+		-n $(N) -latency $(LATENCY) -key-type $(KEY_TYPE) -sync-period $(SYNC_PERIOD) $(BENCH_ARGS)
+
 ##@ Demo
 
 ## Extra flags for the demo program (go run ./hack/demo --help), e.g. DEMO_FLAGS=--keep.
