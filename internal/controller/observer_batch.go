@@ -57,6 +57,7 @@ type BatchObserver struct {
 	mu      sync.Mutex
 	cache   map[string]cachedUser
 	waiting map[string][]chan observation // IDs to read, with the reconciles waiting for them
+	reading map[string]bool               // IDs of waiting whose read is in flight
 	kick    chan struct{}
 	// watermark is the updated_at (Unix ms) up to which changes have been polled; 0 before the first poll.
 	watermark int64
@@ -84,6 +85,7 @@ func (o *BatchObserver) init() {
 	o.once.Do(func() {
 		o.cache = map[string]cachedUser{}
 		o.waiting = map[string][]chan observation{}
+		o.reading = map[string]bool{}
 		o.kick = make(chan struct{}, 1)
 		if o.PollInterval <= 0 {
 			o.PollInterval = o.MaxAge * 9 / 10
@@ -175,10 +177,17 @@ func (o *BatchObserver) Deleted(userID string) {
 	o.ownDeletes++
 }
 
+// maxReadsInFlight is how many batch reads run at once, so that a start's prefetch of many
+// batches is paced by the rate limit, not by Clerk's latency.
+const maxReadsInFlight = 4
+
 // Start runs the batched reads and the change poll until ctx ends (manager.Runnable).
 func (o *BatchObserver) Start(ctx context.Context) error {
 	o.init()
 	go o.pollLoop(ctx)
+	slots := make(chan struct{}, maxReadsInFlight)
+	var inFlight sync.WaitGroup
+	defer inFlight.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -192,25 +201,42 @@ func (o *BatchObserver) Start(ctx context.Context) error {
 		case <-time.After(o.Window):
 		}
 		for {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
 			ids := o.takeBatch()
 			if len(ids) == 0 {
+				<-slots
 				break
 			}
-			o.read(ctx, ids)
+			inFlight.Go(func() {
+				defer func() { <-slots }()
+				o.read(ctx, ids)
+			})
 		}
 	}
 }
 
 // takeBatch removes up to batchSize IDs from the waiting set, leaving their waiters in place.
+// IDs a reconcile waits for go before IDs that are only prefetched.
 func (o *BatchObserver) takeBatch() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	ids := make([]string, 0, min(batchSize, len(o.waiting)))
-	for id := range o.waiting {
-		if len(ids) == batchSize {
-			break
+	for _, waited := range []bool{true, false} {
+		for id, waiters := range o.waiting {
+			if len(ids) == batchSize {
+				break
+			}
+			if (len(waiters) > 0) == waited && !o.reading[id] {
+				ids = append(ids, id)
+			}
 		}
-		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		o.reading[id] = true
 	}
 	return ids
 }
@@ -246,6 +272,7 @@ func (o *BatchObserver) read(ctx context.Context, ids []string) {
 			}
 		}
 		delete(o.waiting, id)
+		delete(o.reading, id)
 	}
 }
 
