@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 
@@ -364,7 +365,11 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 		// remembered during the poll) is kept.
 		if c, ok := o.cache[u.ID]; ok && u.UpdatedAt > c.user.UpdatedAt {
 			o.cache[u.ID] = cachedUser{user: u, validAt: start}
-			ids = append(ids, u.ID)
+			// Only a change the plan can see needs a reconcile: not a sign-in, and not
+			// kubeclerk's own DisableMFA, whose answer carries no updated_at.
+			if !sameState(c.user, u) {
+				ids = append(ids, u.ID)
+			}
 		}
 	}
 	deleted := !first && count < lastCount+created-ownDeletes
@@ -386,4 +391,11 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 		o.Changed(ctx, ids)
 	}
 	return nil
+}
+
+// sameState reports whether two observations of a user differ only in timestamps.
+func sameState(a, b clerk.User) bool {
+	a.UpdatedAt, a.LastSignInAt, a.LastActiveAt = 0, nil, nil
+	b.UpdatedAt, b.LastSignInAt, b.LastActiveAt = 0, nil, nil
+	return reflect.DeepEqual(a, b)
 }

@@ -290,6 +290,21 @@ func TestBatchObserverPoll(t *testing.T) {
 		t.Errorf("the poll did not refresh the cached user: %+v, %v", u, err)
 	}
 
+	// A change that only moves timestamps (a sign-in, or kubeclerk's own DisableMFA whose answer
+	// has no updated_at) refreshes the cache without a reconcile.
+	changed = nil
+	signedIn := int64(7000)
+	m.set(clerk.User{ID: "user_0002", CreatedAt: 1000, UpdatedAt: 6000, LastSignInAt: &signedIn})
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 0 {
+		t.Errorf("a timestamp-only change was reported: %v", changed)
+	}
+	if u, err := o.Observe(ctx, "user_0002"); err != nil || u.UpdatedAt != 6000 {
+		t.Errorf("the cache was not refreshed: %+v, %v", u, err)
+	}
+
 	// A deletion: the count drops; every cached user is reported and read again.
 	changed = nil
 	m.mu.Lock()
