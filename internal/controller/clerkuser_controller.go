@@ -24,6 +24,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -37,6 +38,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
@@ -244,6 +246,14 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &clerkv1alpha1.ClerkUser{}, readyReasonIndex, func(o client.Object) []string {
+		if c := meta.FindStatusCondition(o.(*clerkv1alpha1.ClerkUser).Status.Conditions, ConditionReady); c != nil {
+			return []string{c.Reason}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index ClerkUsers by %s: %w", readyReasonIndex, err)
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &clerkv1alpha1.ClerkUser{}, userIDIndex, func(o client.Object) []string {
 		if id := o.(*clerkv1alpha1.ClerkUser).Status.UserID; id != "" {
 			return []string{id}
@@ -256,6 +266,13 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		For(&clerkv1alpha1.ClerkUser{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesRawSource(src).
+		// When an object goes, the objects that lost a conflict to it may take its user over.
+		Watches(&clerkv1alpha1.ClerkUser{}, handler.EnqueueRequestsFromMapFunc(r.conflictLosers),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc:  func(event.CreateEvent) bool { return false },
+				UpdateFunc:  func(event.UpdateEvent) bool { return false },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+			})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("clerkuser").
 		Complete(r)
@@ -326,4 +343,21 @@ func boundID(obj *clerkv1alpha1.ClerkUser) string {
 		return obj.Spec.UserID
 	}
 	return obj.Status.UserID
+}
+
+// readyReasonIndex is the field index of ClerkUsers by the reason of their Ready condition.
+const readyReasonIndex = "status.readyReason"
+
+// conflictLosers returns the objects Stalled with reason Conflict, found through an index.
+func (r *ClerkUserReconciler) conflictLosers(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list clerkv1alpha1.ClerkUserList
+	if err := r.List(ctx, &list, client.MatchingFields{readyReasonIndex: ReasonConflict}); err != nil {
+		logf.FromContext(ctx).Error(err, "Finding ClerkUsers that lost a conflict failed")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
 }

@@ -446,6 +446,13 @@ func TestConflict(t *testing.T) {
 	h.g.Eventually(h.gone("second")).Should(BeTrue())
 	_, exists := h.fake.User(id)
 	h.g.Expect(exists).To(BeTrue())
+
+	// When the winner goes, a loser takes the user over at once, not a sync period later.
+	h.apply("third", clerkv1alpha1.ClerkUserSpec{EmailAddress: "dup@example.com", FirstName: ptr.To("Three")})
+	h.waitCondition("third", metav1.ConditionFalse, ReasonConflict)
+	h.g.Expect(k8sClient.Delete(context.Background(), h.get("first"))).To(Succeed())
+	h.g.Expect(h.waitSynced("third").Status.UserID).To(Equal(id))
+	h.g.Expect(h.clerkUser(id)["first_name"]).To(Equal("Three"))
 }
 
 // TestAmbiguousUser: more than one match stalls with AmbiguousUser.
