@@ -448,7 +448,7 @@ func TestConflict(t *testing.T) {
 	h.g.Expect(exists).To(BeTrue())
 
 	// When the winner goes, a loser takes the user over at once, not a sync period later.
-	h.apply("third", clerkv1alpha1.ClerkUserSpec{EmailAddress: "dup@example.com", FirstName: ptr.To("Three")})
+	h.apply("third", clerkv1alpha1.ClerkUserSpec{EmailAddress: "dup@example.com", FirstName: new("Three")})
 	h.waitCondition("third", metav1.ConditionFalse, ReasonConflict)
 	h.g.Expect(k8sClient.Delete(context.Background(), h.get("first"))).To(Succeed())
 	h.g.Expect(h.waitSynced("third").Status.UserID).To(Equal(id))
