@@ -3,6 +3,7 @@ package clerkfake
 import (
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -38,6 +39,64 @@ func (s Stats) Count(route string) int64 {
 // given HTTP status.
 func (s Stats) CountStatus(route string, status int) int64 {
 	return s.Requests[route][strconv.Itoa(status)]
+}
+
+// Sub returns the requests counted in s and not in before: s minus before, route by route and
+// status by status. Zero counts are left out.
+func (s Stats) Sub(before Stats) Stats {
+	d := Stats{
+		Total:       s.Total - before.Total,
+		RateLimited: s.RateLimited - before.RateLimited,
+		Dropped:     s.Dropped - before.Dropped,
+		Requests:    map[string]map[string]int64{},
+	}
+	for route, byStatus := range s.Requests {
+		for status, n := range byStatus {
+			if n -= before.Requests[route][status]; n != 0 {
+				if d.Requests[route] == nil {
+					d.Requests[route] = map[string]int64{}
+				}
+				d.Requests[route][status] = n
+			}
+		}
+	}
+	return d
+}
+
+// ByRoute returns the number of requests per route ("GET /v1/users/{user_id}"), all statuses.
+func (s Stats) ByRoute() map[string]int64 {
+	out := map[string]int64{}
+	for route, byStatus := range s.Requests {
+		for _, n := range byStatus {
+			out[route] += n
+		}
+	}
+	return out
+}
+
+// isRead reports whether a route ("<METHOD> <template>") only reads.
+func isRead(route string) bool { return strings.HasPrefix(route, "GET ") }
+
+// Reads returns the number of GET requests (lists, gets, counts), whatever their status.
+func (s Stats) Reads() int64 {
+	var n int64
+	for route, c := range s.ByRoute() {
+		if isRead(route) {
+			n += c
+		}
+	}
+	return n
+}
+
+// Writes returns the number of non-GET requests, whatever their status.
+func (s Stats) Writes() int64 {
+	var n int64
+	for route, c := range s.ByRoute() {
+		if !isRead(route) {
+			n += c
+		}
+	}
+	return n
 }
 
 // counters is the mutable state behind Stats.
