@@ -75,8 +75,8 @@ func TestMismatches(t *testing.T) {
 		FirstName:      new("Alice"),
 		PublicMetadata: js(`{"role":"admin","teams":["billing"]}`),
 	}
-	u := &clerkState{Banned: false, Locked: true, TwoFactor: true, FirstName: new("Al"),
-		Public: map[string]any{"role": "admin", "teams": []any{"support"}, "theme": "dark"}}
+	u := &clerkState{Banned: false, Locked: true, TwoFactorEnabled: true, FirstName: new("Al"),
+		PublicMetadata: map[string]any{"role": "admin", "teams": []any{"support"}, "theme": "dark"}}
 	got := mismatches(spec, u)
 	want := []string{
 		"banned is false in Clerk, the spec says true",
@@ -91,7 +91,7 @@ func TestMismatches(t *testing.T) {
 
 	// In sync: keys the spec does not declare (theme) do not count with Merge.
 	u = &clerkState{Banned: true, FirstName: new("Alice"),
-		Public: map[string]any{"role": "admin", "teams": []any{"billing"}, "theme": "dark"}}
+		PublicMetadata: map[string]any{"role": "admin", "teams": []any{"billing"}, "theme": "dark"}}
 	if got := mismatches(spec, u); len(got) != 0 {
 		t.Errorf("in sync, got %q", got)
 	}
@@ -126,8 +126,8 @@ func TestRenderTable(t *testing.T) {
 	var b strings.Builder
 	renderTable(&b, []userView{
 		{Name: "alice", Generation: 1, Ready: "True", Reason: "Synced", ReadyGeneration: 1,
-			Clerk: &clerkState{ID: "user_1", TwoFactor: true, TOTP: true,
-				Public: map[string]any{"role": "admin"}, Private: map[string]any{"crmID": "C-77"}}},
+			Clerk: &clerkState{ID: "user_1", TwoFactorEnabled: true, TOTPEnabled: true,
+				PublicMetadata: map[string]any{"role": "admin"}, PrivateMetadata: map[string]any{"crmID": "C-77"}}},
 		{Name: "contractor-bob"},
 		{Name: "ceo", Generation: 1, Ready: "True", Reason: "Observed", ReadyGeneration: 1, Observe: true,
 			Pending: []string{"publicMetadata.role"}, Clerk: &clerkState{ID: "user_2", Banned: true}},
@@ -172,11 +172,11 @@ func TestCallCounts(t *testing.T) {
 
 func TestChanges(t *testing.T) {
 	before := userView{Name: "alice", Generation: 1, Ready: "True", Reason: "Synced",
-		Clerk: &clerkState{ID: "user_1", Banned: true, TwoFactor: false,
-			Public: map[string]any{"role": "admin", "theme": "dark"}, Private: map[string]any{"crmID": "C-77"}}}
+		Clerk: &clerkState{ID: "user_1", Banned: true, TwoFactorEnabled: false,
+			PublicMetadata: map[string]any{"role": "admin", "theme": "dark"}, PrivateMetadata: map[string]any{"crmID": "C-77"}}}
 	after := userView{Name: "alice", Generation: 2, Ready: "False", Reason: "Progressing", Message: "Applying",
-		Clerk: &clerkState{ID: "user_1", Banned: false, TwoFactor: true, TOTP: true,
-			Public: map[string]any{"role": "member", "app": 1, "theme": "dark"}, Private: map[string]any{}}}
+		Clerk: &clerkState{ID: "user_1", Banned: false, TwoFactorEnabled: true, TOTPEnabled: true,
+			PublicMetadata: map[string]any{"role": "member", "app": 1, "theme": "dark"}, PrivateMetadata: map[string]any{}}}
 	got := changes(before, after)
 	want := []string{
 		"spec changed (generation 2)",

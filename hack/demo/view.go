@@ -14,27 +14,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
+	"github.com/kubeclerk/kubeclerk/internal/clerk"
 )
 
 // readyTrue is the status of a true Ready condition.
 const readyTrue = string(metav1.ConditionTrue)
 
-// clerkState is what the fake Clerk holds for one user, as GET /v1/users/{id} returns it.
-type clerkState struct {
-	ID          string         `json:"id"`
-	ExternalID  *string        `json:"external_id"`
-	Username    *string        `json:"username"`
-	FirstName   *string        `json:"first_name"`
-	LastName    *string        `json:"last_name"`
-	Banned      bool           `json:"banned"`
-	Locked      bool           `json:"locked"`
-	TwoFactor   bool           `json:"two_factor_enabled"`
-	TOTP        bool           `json:"totp_enabled"`
-	BackupCodes bool           `json:"backup_code_enabled"`
-	Public      map[string]any `json:"public_metadata"`
-	Private     map[string]any `json:"private_metadata"`
-	Unsafe      map[string]any `json:"unsafe_metadata"`
-}
+// clerkState is what the fake Clerk holds for one user, as GET /v1/users/{id} returns it,
+// decoded by the Clerk client's own type.
+type clerkState = clerk.User
 
 // parseClerkUser decodes a Clerk User JSON object.
 func parseClerkUser(raw []byte) (*clerkState, error) {
@@ -68,21 +56,21 @@ func (v userView) converged() bool {
 		(v.Clerk != nil || v.Observe)
 }
 
-// newUserView builds the view of obj, with clerk the fake's copy of its user (nil when unbound or gone).
-func newUserView(obj *clerkv1alpha1.ClerkUser, clerk *clerkState) userView {
+// newUserView builds the view of obj, with u the fake's copy of its user (nil when unbound or gone).
+func newUserView(obj *clerkv1alpha1.ClerkUser, u *clerkState) userView {
 	v := userView{
 		Name:       obj.Name,
 		Generation: obj.Generation,
 		Observe:    obj.Spec.ManagementPolicy == clerkv1alpha1.ManagementPolicyObserve,
 		UserID:     obj.Status.UserID,
 		Pending:    obj.Status.PendingChanges,
-		Clerk:      clerk,
+		Clerk:      u,
 	}
 	if c := apimeta.FindStatusCondition(obj.Status.Conditions, "Ready"); c != nil {
 		v.Ready, v.Reason, v.Message, v.ReadyGeneration = string(c.Status), c.Reason, c.Message, c.ObservedGeneration
 	}
-	if clerk != nil && !v.Observe {
-		v.Mismatches = mismatches(&obj.Spec, clerk)
+	if u != nil && !v.Observe {
+		v.Mismatches = mismatches(&obj.Spec, u)
 	}
 	return v
 }
@@ -96,7 +84,7 @@ func mismatches(spec *clerkv1alpha1.ClerkUserSpec, u *clerkState) []string {
 	if spec.Locked != nil && *spec.Locked != u.Locked {
 		out = append(out, fmt.Sprintf("locked is %t in Clerk, the spec says %t", u.Locked, *spec.Locked))
 	}
-	if spec.MFA != nil && spec.MFA.Disabled && u.TwoFactor {
+	if spec.MFA != nil && spec.MFA.Disabled && u.TwoFactorEnabled {
 		out = append(out, "MFA is on in Clerk, the spec says mfa.disabled")
 	}
 	if spec.FirstName != nil && *spec.FirstName != deref(u.FirstName) {
@@ -111,9 +99,9 @@ func mismatches(spec *clerkv1alpha1.ClerkUserSpec, u *clerkState) []string {
 		spec  []byte
 		clerk map[string]any
 	}{
-		{"public_metadata", rawJSON(spec.PublicMetadata), u.Public},
-		{"private_metadata", rawJSON(spec.PrivateMetadata), u.Private},
-		{"unsafe_metadata", rawJSON(spec.UnsafeMetadata), u.Unsafe},
+		{"public_metadata", rawJSON(spec.PublicMetadata), u.PublicMetadata},
+		{"private_metadata", rawJSON(spec.PrivateMetadata), u.PrivateMetadata},
+		{"unsafe_metadata", rawJSON(spec.UnsafeMetadata), u.UnsafeMetadata},
 	} {
 		if m.spec == nil {
 			continue
@@ -160,14 +148,14 @@ func deref(s *string) string {
 
 // mfaText is the MFA column: off, or on with the factors.
 func mfaText(c *clerkState) string {
-	if !c.TwoFactor {
+	if !c.TwoFactorEnabled {
 		return "off"
 	}
 	var f []string
-	if c.TOTP {
+	if c.TOTPEnabled {
 		f = append(f, "totp")
 	}
-	if c.BackupCodes {
+	if c.BackupCodeEnabled {
 		f = append(f, "backup codes")
 	}
 	if len(f) == 0 {
@@ -178,13 +166,13 @@ func mfaText(c *clerkState) string {
 
 // metadataText is the METADATA column: public metadata in full, the keys of private metadata.
 func metadataText(c *clerkState) string {
-	pub, _ := json.Marshal(c.Public) // map keys come out sorted
-	if c.Public == nil {
+	pub, _ := json.Marshal(c.PublicMetadata) // map keys come out sorted
+	if c.PublicMetadata == nil {
 		pub = []byte("{}")
 	}
 	s := "public " + string(pub)
-	if len(c.Private) > 0 {
-		s += " private keys [" + strings.Join(slices.Sorted(maps.Keys(c.Private)), ",") + "]"
+	if len(c.PrivateMetadata) > 0 {
+		s += " private keys [" + strings.Join(slices.Sorted(maps.Keys(c.PrivateMetadata)), ",") + "]"
 	}
 	return s
 }
@@ -360,9 +348,9 @@ func changes(before, after userView) []string {
 		field("MFA", mfaText(b), mfaText(a))
 		field("first_name", fmt.Sprintf("%q", deref(b.FirstName)), fmt.Sprintf("%q", deref(a.FirstName)))
 		field("last_name", fmt.Sprintf("%q", deref(b.LastName)), fmt.Sprintf("%q", deref(a.LastName)))
-		out = append(out, metadataChanges("public_metadata", b.Public, a.Public, true)...)
-		out = append(out, metadataChanges("private_metadata", b.Private, a.Private, false)...)
-		out = append(out, metadataChanges("unsafe_metadata", b.Unsafe, a.Unsafe, true)...)
+		out = append(out, metadataChanges("public_metadata", b.PublicMetadata, a.PublicMetadata, true)...)
+		out = append(out, metadataChanges("private_metadata", b.PrivateMetadata, a.PrivateMetadata, false)...)
+		out = append(out, metadataChanges("unsafe_metadata", b.UnsafeMetadata, a.UnsafeMetadata, true)...)
 	}
 	return out
 }
