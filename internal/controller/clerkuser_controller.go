@@ -20,6 +20,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -36,7 +37,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -290,28 +290,28 @@ func (r *ClerkUserReconciler) changedUsersSource(mgr ctrl.Manager) (source.Sourc
 			bo.MaxAge = r.SyncPeriod
 		}
 		bo.Log = mgr.GetLogger().WithName("observer")
+		// After a start, the observer reads every bound user in the fewest calls before the
+		// reconciles ask one by one.
+		if bo.Managed == nil {
+			bo.Managed = func(ctx context.Context) ([]string, error) {
+				if !mgr.GetCache().WaitForCacheSync(ctx) {
+					return nil, errors.New("the ClerkUser cache did not sync")
+				}
+				var list clerkv1alpha1.ClerkUserList
+				if err := r.List(ctx, &list); err != nil {
+					return nil, fmt.Errorf("list ClerkUsers: %w", err)
+				}
+				ids := make([]string, 0, len(list.Items))
+				for i := range list.Items {
+					if id := boundID(&list.Items[i]); id != "" {
+						ids = append(ids, id)
+					}
+				}
+				return ids, nil
+			}
+		}
 		if err := mgr.Add(bo); err != nil {
 			return nil, fmt.Errorf("add the batched observer: %w", err)
-		}
-		// After a start, read every bound user in batches before the reconciles ask one by one.
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			if !mgr.GetCache().WaitForCacheSync(ctx) {
-				return nil
-			}
-			var list clerkv1alpha1.ClerkUserList
-			if err := r.List(ctx, &list); err != nil {
-				return fmt.Errorf("list ClerkUsers to prefetch their Clerk users: %w", err)
-			}
-			ids := make([]string, 0, len(list.Items))
-			for i := range list.Items {
-				if id := boundID(&list.Items[i]); id != "" {
-					ids = append(ids, id)
-				}
-			}
-			bo.Prefetch(ids)
-			return nil
-		})); err != nil {
-			return nil, fmt.Errorf("add the prefetch of bound users: %w", err)
 		}
 	}
 	return source.Channel(changes, &handler.EnqueueRequestForObject{}), nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,6 +16,9 @@ import (
 
 // batchSize is the most user IDs Clerk accepts in one GET /users filter, and its page size.
 const batchSize = clerk.MaxFilterValues
+
+// sweepPageSize is the page size of a listing of every user: Clerk's largest page.
+const sweepPageSize = clerk.MaxListLimit
 
 // userLister is the read the batched observer needs.
 type userLister interface {
@@ -27,6 +31,9 @@ type userLister interface {
 //
 //   - Reads are coalesced: the IDs that reconciles ask for within a short window are fetched
 //     together, up to 100 per GET /users?user_id=…, so N objects cost ceil(N/100) reads.
+//   - A start reads every managed user before the reconciles ask: with the batches above, or
+//     by listing the whole instance 500 users a page when that takes fewer calls (an instance
+//     that kubeclerk manages most of: N managed users cost ceil(users/500) reads).
 //   - Observations are cached and stay trusted for MaxAge. Every PollInterval one
 //     GET /users?order_by=-updated_at (more pages only when more users changed) finds the users
 //     changed since the last poll, refreshes them and reports the managed ones through Changed;
@@ -36,7 +43,9 @@ type userLister interface {
 //   - Reconciles report what Clerk confirmed after a write (Remember), so a write never makes
 //     the cache stale.
 //
-// An observation older than MaxAge is never returned: it is read again first.
+// An observation older than MaxAge is never returned: it is read again first. A poll only
+// vouches for observations made after the first poll learnt where the changes stand, since a
+// change before that has an updated_at below every later watermark.
 type BatchObserver struct {
 	// Clerk is the API to read from.
 	Clerk userLister
@@ -47,6 +56,9 @@ type BatchObserver struct {
 	PollInterval time.Duration
 	// Window is how long a read waits for other reads to share its call; 20 ms when zero.
 	Window time.Duration
+	// Managed returns the IDs of the users that objects are bound to. The first poll calls it
+	// (it may block until the objects are known) and reads those users in the fewest calls.
+	Managed func(ctx context.Context) ([]string, error)
 	// Changed is called with the IDs of cached (managed) users that changed outside kubeclerk.
 	Changed func(ctx context.Context, ids []string)
 	// Log receives errors of the background poll.
@@ -70,11 +82,20 @@ type BatchObserver struct {
 	ownDeletes int64
 	// polled is set once the first poll has learnt the watermark and the count.
 	polled bool
+	// readsOpen is set once the first poll has been tried: until then batch reads wait, so that
+	// a start reads each managed user once, in the cheaper of batches and a listing, and after
+	// the watermark (which lets polls vouch for what was read).
+	readsOpen bool
+	// managedLoaded is set once Managed has answered.
+	managedLoaded bool
 }
 
 type cachedUser struct {
 	user    clerk.User
 	validAt time.Time // Clerk's state was this user as of this time
+	// tracked is set when any later change of the user shows up in a poll (it was observed
+	// after the first poll learnt the watermark), so that a poll may extend validAt.
+	tracked bool
 }
 
 type observation struct {
@@ -104,23 +125,44 @@ func (o *BatchObserver) now() time.Time {
 	return time.Now()
 }
 
+func (o *BatchObserver) wake() {
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// fresh reports whether id has an observation younger than MaxAge. o.mu must be held.
+func (o *BatchObserver) fresh(id string) bool {
+	c, ok := o.cache[id]
+	return ok && o.now().Sub(c.validAt) < o.MaxAge
+}
+
+// keep stores u as observed at validAt, unless the cache already holds a newer state of the
+// user (a write's answer, or a poll's, that came while this observation was in flight).
+// o.mu must be held.
+func (o *BatchObserver) keep(u clerk.User, validAt time.Time, tracked bool) clerk.User {
+	if c, ok := o.cache[u.ID]; ok && c.user.UpdatedAt > u.UpdatedAt {
+		return c.user
+	}
+	o.cache[u.ID] = cachedUser{user: u, validAt: validAt, tracked: tracked}
+	return u
+}
+
 // Observe implements Observer: a cached observation younger than MaxAge, else a read that
 // shares its call with other reads. A user Clerk does not return is a not-found error.
 func (o *BatchObserver) Observe(ctx context.Context, userID string) (*clerk.User, error) {
 	o.init()
 	o.mu.Lock()
-	if c, ok := o.cache[userID]; ok && o.now().Sub(c.validAt) < o.MaxAge {
+	if o.fresh(userID) {
+		u := o.cache[userID].user
 		o.mu.Unlock()
-		u := c.user
 		return &u, nil
 	}
 	ch := make(chan observation, 1)
 	o.waiting[userID] = append(o.waiting[userID], ch)
 	o.mu.Unlock()
-	select {
-	case o.kick <- struct{}{}:
-	default:
-	}
+	o.wake()
 	select {
 	case res := <-ch:
 		return res.user, res.err
@@ -129,24 +171,23 @@ func (o *BatchObserver) Observe(ctx context.Context, userID string) (*clerk.User
 	}
 }
 
-// Prefetch queues reads of ids that are not cached fresh, without waiting for them: after a
-// start, reading every managed user in batches of 100 costs ceil(N/100) calls however few
-// reconciles run at once, and the reconciles then find them cached.
+// Prefetch queues reads of ids that are not cached fresh, without waiting for them: reading
+// many managed users in batches of 100 costs ceil(N/100) calls however few reconciles run at
+// once, and the reconciles then find them cached.
 func (o *BatchObserver) Prefetch(ids []string) {
 	o.init()
 	o.mu.Lock()
+	o.queue(ids)
+	o.mu.Unlock()
+	o.wake()
+}
+
+// queue adds the ids that are not cached fresh to the waiting set. o.mu must be held.
+func (o *BatchObserver) queue(ids []string) {
 	for _, id := range ids {
-		if c, ok := o.cache[id]; ok && o.now().Sub(c.validAt) < o.MaxAge {
-			continue
-		}
-		if _, queued := o.waiting[id]; !queued {
+		if _, queued := o.waiting[id]; !queued && !o.fresh(id) {
 			o.waiting[id] = nil
 		}
-	}
-	o.mu.Unlock()
-	select {
-	case o.kick <- struct{}{}:
-	default:
 	}
 }
 
@@ -156,7 +197,7 @@ func (o *BatchObserver) Remember(u *clerk.User) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if u != nil {
-		o.cache[u.ID] = cachedUser{user: *u, validAt: o.now()}
+		o.keep(*u, o.now(), o.polled)
 	}
 }
 
@@ -178,8 +219,8 @@ func (o *BatchObserver) Deleted(userID string) {
 	o.ownDeletes++
 }
 
-// maxReadsInFlight is how many batch reads run at once, so that a start's prefetch of many
-// batches is paced by the rate limit, not by Clerk's latency.
+// maxReadsInFlight is how many batch reads run at once, so that a start's reads of many
+// batches are paced by the rate limit, not by Clerk's latency.
 const maxReadsInFlight = 4
 
 // Start runs the batched reads and the change poll until ctx ends (manager.Runnable).
@@ -221,10 +262,14 @@ func (o *BatchObserver) Start(ctx context.Context) error {
 }
 
 // takeBatch removes up to batchSize IDs from the waiting set, leaving their waiters in place.
-// IDs a reconcile waits for go before IDs that are only prefetched.
+// IDs a reconcile waits for go before IDs that are only prefetched. Nothing is read before the
+// first poll has been tried.
 func (o *BatchObserver) takeBatch() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if !o.readsOpen {
+		return nil
+	}
 	ids := make([]string, 0, min(batchSize, len(o.waiting)))
 	for _, waited := range []bool{true, false} {
 		for id, waiters := range o.waiting {
@@ -244,37 +289,46 @@ func (o *BatchObserver) takeBatch() []string {
 
 // read fetches ids in one GET /users and answers their waiters.
 func (o *BatchObserver) read(ctx context.Context, ids []string) {
-	start := o.now()
+	o.mu.Lock()
+	start, tracked := o.now(), o.polled
+	o.mu.Unlock()
 	users, err := o.Clerk.ListUsers(ctx, clerk.ListUsersParams{UserIDs: ids, Limit: batchSize})
 	found := make(map[string]*clerk.User, len(users))
 	for i := range users {
 		found[users[i].ID] = &users[i]
 	}
+	o.Log.V(1).Info("Read Clerk users in a batch", "asked", len(ids), "found", len(users), "error", err)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, id := range ids {
-		u := found[id]
-		switch {
+		var res observation
+		switch u := found[id]; {
 		case err != nil:
+			res.err = fmt.Errorf("read Clerk users in a batch: %w", err)
 		case u == nil:
 			delete(o.cache, id)
+			res.err = notFound(id)
 		default:
-			o.cache[id] = cachedUser{user: *u, validAt: start}
+			kept := o.keep(*u, start, tracked)
+			res.user = &kept
 		}
-		for _, ch := range o.waiting[id] {
-			switch {
-			case err != nil:
-				ch <- observation{err: fmt.Errorf("read Clerk users in a batch: %w", err)}
-			case u == nil:
-				ch <- observation{err: notFound(id)}
-			default:
-				cp := *u
-				ch <- observation{user: &cp}
-			}
-		}
-		delete(o.waiting, id)
+		o.answer(id, res)
 		delete(o.reading, id)
 	}
+}
+
+// answer gives res to every reconcile waiting for id and takes id off the waiting set.
+// o.mu must be held.
+func (o *BatchObserver) answer(id string, res observation) {
+	for _, ch := range o.waiting[id] {
+		r := res
+		if r.user != nil {
+			cp := *r.user
+			r.user = &cp
+		}
+		ch <- r
+	}
+	delete(o.waiting, id)
 }
 
 // notFound is the error Clerk gives for a user that does not exist, for a user a batch read did not return.
@@ -300,15 +354,147 @@ func (o *BatchObserver) pollLoop(ctx context.Context) {
 	}
 }
 
+// sweepPays reports whether listing all users (ceil(users/500) calls) reads n users in fewer
+// calls than batches of 100.
+func sweepPays(users int64, n int) bool {
+	return n > 0 && (users+sweepPageSize-1)/sweepPageSize < int64((n+batchSize-1)/batchSize)
+}
+
+// sweep lists every user, newest updated_at first, 500 a page, and hands each page to fn. It
+// stops at a short page or once count users were listed. A user deleted while it pages shifts
+// the later ones, so one may be missed: callers read users the sweep did not return one by one.
+func (o *BatchObserver) sweep(ctx context.Context, count int64, fn func([]clerk.User)) error {
+	for offset := 0; ; offset += sweepPageSize {
+		page, err := o.Clerk.ListUsers(ctx, clerk.ListUsersParams{OrderBy: "-updated_at", Limit: sweepPageSize, Offset: offset})
+		if err != nil {
+			return fmt.Errorf("list all Clerk users: %w", err)
+		}
+		fn(page)
+		if len(page) < sweepPageSize || int64(offset+len(page)) >= count {
+			return nil
+		}
+	}
+}
+
 // Poll finds the users changed since the last poll (newest updated_at first, stopping at the last
 // change seen), refreshes the cached ones and reports them through Changed; then every cached
 // observation is current as of the poll. When Clerk's user count shows deletions, every cached
-// observation is dropped so that the next reads find out which users are gone.
+// user is observed again, and the ones that changed or are gone are reported.
+//
+// The first poll learns the watermark and the count, and reads the managed users (Managed, and
+// every ID waiting to be read): by listing the whole instance when that takes fewer calls than
+// batches, else by letting the batch reads go once the watermark is known.
 func (o *BatchObserver) Poll(ctx context.Context) error {
 	o.init()
+	o.mu.Lock()
+	first := !o.polled
+	o.mu.Unlock()
+	if first {
+		defer func() {
+			o.mu.Lock()
+			o.readsOpen = true
+			o.mu.Unlock()
+			o.wake()
+		}()
+		return o.firstPoll(ctx)
+	}
+	return o.nextPoll(ctx)
+}
+
+// firstPoll is Poll before a watermark is known.
+func (o *BatchObserver) firstPoll(ctx context.Context) error {
+	o.mu.Lock()
+	loaded := o.managedLoaded
+	o.mu.Unlock()
+	if o.Managed != nil && !loaded {
+		ids, err := o.Managed(ctx)
+		if err != nil {
+			return fmt.Errorf("list the managed Clerk users: %w", err)
+		}
+		o.mu.Lock()
+		o.queue(ids)
+		o.managedLoaded = true
+		o.mu.Unlock()
+	}
+	start := o.now()
+	count, err := o.Clerk.CountUsers(ctx, clerk.ListUsersParams{})
+	if err != nil {
+		return fmt.Errorf("count Clerk users: %w", err)
+	}
+	o.mu.Lock()
+	toRead := 0
+	for id := range o.waiting {
+		if !o.reading[id] {
+			toRead++
+		}
+	}
+	o.mu.Unlock()
+
+	var newest int64
+	atNewest := map[string]bool{}
+	watermark := func(page []clerk.User) {
+		for _, u := range page {
+			if u.UpdatedAt < newest {
+				break
+			}
+			if u.UpdatedAt > newest {
+				newest, atNewest = u.UpdatedAt, map[string]bool{}
+			}
+			atNewest[u.ID] = true
+		}
+	}
+	if !sweepPays(count, toRead) {
+		// The watermark from the newest user; the batch reads go after it.
+		page, err := o.Clerk.ListUsers(ctx, clerk.ListUsersParams{OrderBy: "-updated_at", Limit: 1})
+		if err != nil {
+			return fmt.Errorf("list changed Clerk users: %w", err)
+		}
+		watermark(page)
+		o.mu.Lock()
+		o.watermark, o.atWatermark, o.count, o.polled = newest, atNewest, count, true
+		o.mu.Unlock()
+		o.Log.V(1).Info("First poll: managed users are read in batches", "users", count, "toRead", toRead)
+		return nil
+	}
+
+	// A listing of every user, newest first: its first page gives the watermark; every user it
+	// returns that is waiting to be read is observed as of the poll. Any change after a page
+	// was listed has a newer updated_at than the watermark, so the next poll finds it.
+	pages := 0
+	err = o.sweep(ctx, count, func(page []clerk.User) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if pages++; pages == 1 {
+			// From here on, a write's answer (a reconcile answered by this page may write
+			// while the next pages are listed) is newer than the watermark: polls vouch for it.
+			watermark(page)
+			o.watermark, o.atWatermark, o.count, o.polled = newest, atNewest, count, true
+		}
+		for _, u := range page {
+			if _, waited := o.waiting[u.ID]; waited && !o.reading[u.ID] {
+				kept := o.keep(u, start, true)
+				o.answer(u.ID, observation{user: &kept})
+			}
+		}
+	})
+	if err != nil && pages == 0 {
+		return err
+	}
+	// With the watermark known, users the listing missed (or all of the rest, if it failed
+	// part way) are read in batches, vouched for by the next poll.
+	o.mu.Lock()
+	left := len(o.waiting)
+	o.mu.Unlock()
+	o.Log.V(1).Info("First poll: listed every user", "users", count, "toRead", toRead, "pages", pages,
+		"leftToRead", left, "error", err)
+	return err
+}
+
+// nextPoll is Poll once a watermark is known.
+func (o *BatchObserver) nextPoll(ctx context.Context) error {
 	start := o.now()
 	o.mu.Lock()
-	watermark, lastCount, first, seen, ownDeletes := o.watermark, o.count, !o.polled, o.atWatermark, o.ownDeletes
+	watermark, lastCount, seen, ownDeletes := o.watermark, o.count, o.atWatermark, o.ownDeletes
 	o.mu.Unlock()
 
 	// Count before listing: a user created in between then shows up in the list but not in the
@@ -323,16 +509,14 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 	for id := range seen {
 		atNewest[id] = true
 	}
-	limit := batchSize
-	if first {
-		limit = 1 // the first poll only learns where the changes stand
-	}
-	for offset := 0; ; offset += limit {
+	// The first page is small, as an idle instance has nothing to page through; later pages
+	// (many users changed, e.g. by kubeclerk itself) take Clerk's largest page.
+	for offset, limit := 0, batchSize; ; offset, limit = offset+limit, sweepPageSize {
 		page, err := o.Clerk.ListUsers(ctx, clerk.ListUsersParams{OrderBy: "-updated_at", Limit: limit, Offset: offset})
 		if err != nil {
 			return fmt.Errorf("list changed Clerk users: %w", err)
 		}
-		done := len(page) < limit || first
+		done := len(page) < limit
 		for _, u := range page {
 			// Changes in the watermark's millisecond are read again, in case they came after
 			// the last poll; the users that poll already saw there mark the end.
@@ -346,51 +530,116 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 			case u.UpdatedAt == newest:
 				atNewest[u.ID] = true
 			}
-			if !first {
-				changed = append(changed, u)
-				if u.CreatedAt > watermark {
-					created++
-				}
+			changed = append(changed, u)
+			if u.CreatedAt > watermark {
+				created++
 			}
 		}
 		if done {
 			break
 		}
 	}
+	deleted := count < lastCount+created-ownDeletes
+	o.Log.V(1).Info("Polled Clerk for changed users", "changed", len(changed), "users", count, "deletion", deleted)
 
 	o.mu.Lock()
+	ids := o.refresh(changed, start, false)
+	o.ownDeletes -= ownDeletes
+	managed := len(o.cache)
+	o.mu.Unlock()
+
+	if deleted {
+		ids = append(ids, o.resync(ctx, start, count, managed)...)
+	}
+
+	o.mu.Lock()
+	for id, c := range o.cache {
+		if c.tracked && c.validAt.Before(start) {
+			c.validAt = start
+			o.cache[id] = c
+		}
+	}
+	o.watermark, o.atWatermark, o.count = newest, atNewest, count
+	o.mu.Unlock()
+
+	if len(ids) > 0 && o.Changed != nil {
+		slices.Sort(ids)
+		o.Changed(ctx, slices.Compact(ids))
+	}
+	return nil
+}
+
+// refresh stores the listed users that are managed (cached, or being read) as observed at
+// start and returns the IDs of the cached ones whose change the plan can see. With confirm,
+// cached users listed unchanged are vouched for as of start too. o.mu must be held.
+func (o *BatchObserver) refresh(users []clerk.User, start time.Time, confirm bool) []string {
 	var ids []string
-	for _, u := range changed {
-		// Only managed (cached) users matter; a cached copy at least as new (a write's answer
-		// remembered during the poll) is kept.
-		if c, ok := o.cache[u.ID]; ok && u.UpdatedAt > c.user.UpdatedAt {
-			o.cache[u.ID] = cachedUser{user: u, validAt: start}
+	for _, u := range users {
+		c, cached := o.cache[u.ID]
+		switch {
+		case cached && u.UpdatedAt > c.user.UpdatedAt:
+			o.cache[u.ID] = cachedUser{user: u, validAt: start, tracked: true}
 			// Only a change the plan can see needs a reconcile: not a sign-in, and not
 			// kubeclerk's own DisableMFA, whose answer carries no updated_at.
 			if !sameState(c.user, u) {
 				ids = append(ids, u.ID)
 			}
+		case cached && confirm && u.UpdatedAt == c.user.UpdatedAt && c.validAt.Before(start):
+			c.validAt, c.tracked = start, true
+			o.cache[u.ID] = c
+		case !cached && o.reading[u.ID]:
+			// A read in flight may have seen the user before this change; the newer state wins.
+			o.cache[u.ID] = cachedUser{user: u, validAt: start, tracked: true}
 		}
 	}
-	deleted := !first && count < lastCount+created-ownDeletes
-	o.ownDeletes -= ownDeletes
-	for id, c := range o.cache {
-		switch {
-		case deleted:
+	return ids
+}
+
+// resync observes every cached user again after the count showed a deletion, and returns the
+// IDs of those that changed or are gone: by listing every user when that takes fewer calls
+// than batches, else (or when the listing fails) by dropping the cache and reporting every
+// user, so that their reconciles read them again.
+func (o *BatchObserver) resync(ctx context.Context, start time.Time, count int64, managed int) []string {
+	dropAll := func() []string {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		ids := make([]string, 0, len(o.cache))
+		for id := range o.cache {
 			delete(o.cache, id)
 			ids = append(ids, id)
-		case c.validAt.Before(start):
-			c.validAt = start
-			o.cache[id] = c
+		}
+		return ids
+	}
+	if !sweepPays(count, managed) {
+		return dropAll()
+	}
+	var ids []string
+	listed := map[string]bool{}
+	err := o.sweep(ctx, count, func(page []clerk.User) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for _, u := range page {
+			if _, cached := o.cache[u.ID]; cached {
+				listed[u.ID] = true
+			}
+		}
+		ids = append(ids, o.refresh(page, start, true)...)
+	})
+	if err != nil {
+		o.Log.Error(err, "Listing every Clerk user after a deletion failed; every managed user is read again")
+		return append(ids, dropAll()...)
+	}
+	// The users the listing did not return are gone (or were shifted past a page by another
+	// deletion): their reconciles read them again.
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for id := range o.cache {
+		if !listed[id] {
+			delete(o.cache, id)
+			ids = append(ids, id)
 		}
 	}
-	o.watermark, o.atWatermark, o.count, o.polled = newest, atNewest, count, true
-	o.mu.Unlock()
-
-	if len(ids) > 0 && o.Changed != nil {
-		o.Changed(ctx, ids)
-	}
-	return nil
+	return ids
 }
 
 // sameState reports whether two observations of a user differ only in timestamps.

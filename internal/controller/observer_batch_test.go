@@ -20,6 +20,8 @@ type memClerk struct {
 	lists  []clerk.ListUsersParams
 	counts int
 	fail   error
+	// before, when set, runs at the start of every ListUsers call, without the lock.
+	before func(p clerk.ListUsersParams)
 }
 
 func newMemClerk(n int) *memClerk {
@@ -32,6 +34,9 @@ func newMemClerk(n int) *memClerk {
 }
 
 func (m *memClerk) ListUsers(_ context.Context, p clerk.ListUsersParams) ([]clerk.User, error) {
+	if m.before != nil {
+		m.before(p)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lists = append(m.lists, p)
@@ -87,11 +92,19 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// startObserver runs o's batching loop (not its poll loop) until the test ends.
+// startObserver runs o's batching loop (not its poll loop) until the test ends, as after a
+// first poll.
 func startObserver(t *testing.T, o *BatchObserver) {
 	t.Helper()
 	o.init()
-	o.polled = true // the tests drive Poll themselves
+	o.polled, o.readsOpen = true, true // the tests drive Poll themselves
+	startReads(t, o)
+}
+
+// startReads runs o's batching loop until the test ends; reads wait for a first poll.
+func startReads(t *testing.T, o *BatchObserver) {
+	t.Helper()
+	o.init()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -341,6 +354,269 @@ func TestBatchObserverPoll(t *testing.T) {
 	}
 	if len(changed) != 0 {
 		t.Errorf("a new unmanaged user was reported: %v", changed)
+	}
+}
+
+// userIDs returns the IDs of memClerk's first n users.
+func userIDs(n int) []string {
+	ids := make([]string, 0, n)
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("user_%04d", i))
+	}
+	return ids
+}
+
+// waitWaiting polls until n reconciles wait for an observation.
+func waitWaiting(t *testing.T, o *BatchObserver, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o.mu.Lock()
+		got := 0
+		for _, w := range o.waiting {
+			got += len(w)
+		}
+		o.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reconciles wait for an observation, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// observeInBackground observes ids as reconciles that started before the first poll would,
+// and returns a function that waits for their results.
+func observeInBackground(t *testing.T, o *BatchObserver, ids []string) func() map[string]error {
+	t.Helper()
+	var errs map[string]error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		errs = observeAll(t, o, ids)
+	}()
+	waitWaiting(t, o, len(ids))
+	return func() map[string]error { <-done; return errs }
+}
+
+func TestBatchObserverStartListsEveryUserWhenThatIsCheaper(t *testing.T) {
+	m := newMemClerk(1200)
+	managed := userIDs(1000)
+	var changed [][]string
+	o := &BatchObserver{Clerk: m, MaxAge: time.Minute,
+		Managed: func(context.Context) ([]string, error) { return managed, nil },
+		Changed: func(_ context.Context, ids []string) { changed = append(changed, ids) }}
+	startReads(t, o)
+	results := observeInBackground(t, o, managed[:300])
+	ctx := context.Background()
+
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, err := range results() {
+		if err != nil {
+			t.Fatalf("Observe(%s) waiting for the first poll: %v", id, err)
+		}
+	}
+	for id, err := range observeAll(t, o, managed) {
+		if err != nil {
+			t.Fatalf("Observe(%s): %v", id, err)
+		}
+	}
+	lists, counts := m.calls()
+	if counts != 1 || lists != 3 {
+		t.Fatalf("start with 1,000 of 1,200 users managed: %d lists and %d counts, want ceil(1200/500) = 3 and 1", lists, counts)
+	}
+	for i, p := range m.lists {
+		if p.OrderBy != "-updated_at" || p.Limit != clerk.MaxListLimit || p.Offset != i*clerk.MaxListLimit || len(p.UserIDs) > 0 {
+			t.Errorf("list %d: %+v, want every user, newest first, 500 a page", i, p)
+		}
+	}
+
+	// The listing's first page set the watermark: the next poll finds a later change.
+	m.set(clerk.User{ID: "user_0005", FirstName: new("Eve"), CreatedAt: 1000, UpdatedAt: 9000})
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][]string{{"user_0005"}}, changed); diff != "" {
+		t.Errorf("changed users after the start (-want +got):\n%s", diff)
+	}
+	if l, _ := m.calls(); l != lists+1 {
+		t.Errorf("poll after the start: %d lists, want 1", l-lists)
+	}
+}
+
+func TestBatchObserverWritesDuringTheStartListingStayTracked(t *testing.T) {
+	m := newMemClerk(1200)
+	clk := &clock{t: time.Unix(1000, 0)}
+	o := &BatchObserver{Clerk: m, MaxAge: time.Minute, Now: clk.Now,
+		Managed: func(context.Context) ([]string, error) { return userIDs(1200), nil }}
+	// A reconcile answered by the first page bans its user while the second page is listed.
+	banned := clerk.User{ID: "user_1100", Banned: true, CreatedAt: 1000, UpdatedAt: 9000}
+	m.before = func(p clerk.ListUsersParams) {
+		if p.Offset == clerk.MaxListLimit {
+			m.set(banned)
+			o.Remember(&banned)
+		}
+	}
+	startReads(t, o)
+	ctx := context.Background()
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.before = nil
+	clk.Add(50 * time.Second)
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(20 * time.Second) // 70 s after the write, 20 s after a poll that saw it
+	l0, _ := m.calls()
+	u, err := o.Observe(ctx, "user_1100")
+	if err != nil || !u.Banned {
+		t.Fatalf("Observe: %+v, %v", u, err)
+	}
+	if l, _ := m.calls(); l != l0 {
+		t.Error("a write made during the start's listing was read again: the poll did not vouch for it")
+	}
+}
+
+func TestBatchObserverStartReadsFewUsersInBatches(t *testing.T) {
+	m := newMemClerk(1200)
+	managed := userIDs(150)
+	o := &BatchObserver{Clerk: m, MaxAge: time.Minute,
+		Managed: func(context.Context) ([]string, error) { return managed, nil }}
+	startReads(t, o)
+	if err := o.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for id, err := range observeAll(t, o, managed) {
+		if err != nil {
+			t.Fatalf("Observe(%s): %v", id, err)
+		}
+	}
+	lists, counts := m.calls()
+	if counts != 1 || lists != 3 {
+		t.Fatalf("start with 150 of 1,200 users managed: %d lists and %d counts, want 1 count, 1 list for the watermark and ceil(150/100) = 2 batches", lists, counts)
+	}
+	if p := m.lists[0]; p.Limit != 1 || len(p.UserIDs) > 0 {
+		t.Errorf("first list: %+v, want the newest user only", p)
+	}
+	if n := len(m.lists[1].UserIDs) + len(m.lists[2].UserIDs); n != 150 {
+		t.Errorf("the batches asked for %d IDs, want 150", n)
+	}
+}
+
+func TestBatchObserverStartReadsWhatTheListingMissed(t *testing.T) {
+	m := newMemClerk(1200)
+	managed := userIDs(1200)
+	o := &BatchObserver{Clerk: m, MaxAge: time.Minute,
+		Managed: func(context.Context) ([]string, error) { return managed, nil }}
+	// user_1199 (the newest) is deleted between the first and the second page, so every later
+	// user moves up one place and user_0699 falls between the pages.
+	m.before = func(p clerk.ListUsersParams) {
+		if p.Offset == clerk.MaxListLimit {
+			m.mu.Lock()
+			delete(m.users, "user_1199")
+			m.mu.Unlock()
+		}
+	}
+	startReads(t, o)
+	if err := o.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	u, err := o.Observe(context.Background(), "user_0699")
+	if err != nil || u.ID != "user_0699" {
+		t.Fatalf("Observe(user_0699): %+v, %v", u, err)
+	}
+	lists, _ := m.calls()
+	if lists != 4 {
+		t.Fatalf("%d lists, want 3 pages and 1 batch read", lists)
+	}
+	if diff := cmp.Diff([]string{"user_0699"}, m.lists[3].UserIDs); diff != "" {
+		t.Errorf("batch read after the listing (-want +got):\n%s", diff)
+	}
+}
+
+func TestBatchObserverKeepsTheNewerState(t *testing.T) {
+	m := newMemClerk(1)
+	o := &BatchObserver{Clerk: m, MaxAge: time.Minute}
+	// A write's answer arrives while a batch read of the older state is in flight.
+	banned := clerk.User{ID: "user_0000", Banned: true, CreatedAt: 1000, UpdatedAt: 9000}
+	m.before = func(clerk.ListUsersParams) { o.Remember(&banned) }
+	startObserver(t, o)
+	u, err := o.Observe(context.Background(), "user_0000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !u.Banned || u.UpdatedAt != 9000 {
+		t.Errorf("an older read replaced a write's answer: %+v; the next reconcile would ban again", u)
+	}
+}
+
+func TestBatchObserverPollVouchesOnlyForObservationsAfterTheWatermark(t *testing.T) {
+	m := newMemClerk(2)
+	clk := &clock{t: time.Unix(1000, 0)}
+	o := &BatchObserver{Clerk: m, MaxAge: time.Minute, Now: clk.Now}
+	o.init()
+	o.readsOpen = true // a read before the first poll, as when the first poll failed
+	startReads(t, o)
+	ctx := context.Background()
+	if _, err := o.Observe(ctx, "user_0000"); err != nil {
+		t.Fatal(err)
+	}
+	// Changed before the first poll: its updated_at is below the watermark, so no poll sees it.
+	m.set(clerk.User{ID: "user_0000", FirstName: new("Eve"), CreatedAt: 1000, UpdatedAt: 5000})
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(50 * time.Second)
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(20 * time.Second)
+	u, err := o.Observe(ctx, "user_0000")
+	if err != nil || deref(u.FirstName) != "Eve" {
+		t.Errorf("an observation older than MaxAge that no poll could vouch for was trusted: %+v, %v", u, err)
+	}
+}
+
+func TestBatchObserverDeletionListsEveryUserWhenThatIsCheaper(t *testing.T) {
+	m := newMemClerk(300)
+	var changed [][]string
+	o := &BatchObserver{Clerk: m, MaxAge: time.Minute,
+		Changed: func(_ context.Context, ids []string) { changed = append(changed, ids) }}
+	ctx := context.Background()
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	startReads(t, o)
+	managed := userIDs(300)
+	observeAll(t, o, managed)
+
+	m.mu.Lock()
+	delete(m.users, "user_0007")
+	m.mu.Unlock()
+	l0, c0 := m.calls()
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l, c := m.calls(); l-l0 != 2 || c-c0 != 1 {
+		t.Errorf("poll after a deletion: %d lists, %d counts; want the changes, one listing of all 299 users, and 1 count", l-l0, c-c0)
+	}
+	if diff := cmp.Diff([][]string{{"user_0007"}}, changed); diff != "" {
+		t.Errorf("after a deletion, only the deleted user is reported (-want +got):\n%s", diff)
+	}
+	l0, _ = m.calls()
+	if _, err := o.Observe(ctx, "user_0007"); !clerk.IsNotFound(err) {
+		t.Errorf("deleted user: got %v, want not found", err)
+	}
+	if _, err := o.Observe(ctx, "user_0008"); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := m.calls(); l-l0 != 1 {
+		t.Errorf("%d reads after the deletion's listing, want 1 (the deleted user)", l-l0)
 	}
 }
 
