@@ -503,25 +503,30 @@ func (o *BatchObserver) nextPoll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("count Clerk users: %w", err)
 	}
-	var changed []clerk.User
+	var ids []string
+	changed := 0
 	newest, created := watermark, int64(0)
 	atNewest := map[string]bool{}
 	for id := range seen {
 		atNewest[id] = true
 	}
 	// The first page is small, as an idle instance has nothing to page through; later pages
-	// (many users changed, e.g. by kubeclerk itself) take Clerk's largest page.
+	// (many users changed, e.g. by kubeclerk itself) take Clerk's largest page. Each page is
+	// taken in as it comes, so that a poll through many changes holds one page at a time.
 	for offset, limit := 0, batchSize; ; offset, limit = offset+limit, sweepPageSize {
 		page, err := o.Clerk.ListUsers(ctx, clerk.ListUsersParams{OrderBy: "-updated_at", Limit: limit, Offset: offset})
 		if err != nil {
+			// The users already refreshed are reported; the watermark stays, so the next
+			// poll lists the rest again.
+			o.report(ctx, ids)
 			return fmt.Errorf("list changed Clerk users: %w", err)
 		}
-		done := len(page) < limit
-		for _, u := range page {
+		done, n := len(page) < limit, len(page)
+		for i, u := range page {
 			// Changes in the watermark's millisecond are read again, in case they came after
 			// the last poll; the users that poll already saw there mark the end.
 			if u.UpdatedAt < watermark || u.UpdatedAt == watermark && seen[u.ID] {
-				done = true
+				done, n = true, i
 				break
 			}
 			switch {
@@ -530,20 +535,22 @@ func (o *BatchObserver) nextPoll(ctx context.Context) error {
 			case u.UpdatedAt == newest:
 				atNewest[u.ID] = true
 			}
-			changed = append(changed, u)
 			if u.CreatedAt > watermark {
 				created++
 			}
 		}
+		changed += n
+		o.mu.Lock()
+		ids = append(ids, o.refresh(page[:n], start, false)...)
+		o.mu.Unlock()
 		if done {
 			break
 		}
 	}
 	deleted := count < lastCount+created-ownDeletes
-	o.Log.V(1).Info("Polled Clerk for changed users", "changed", len(changed), "users", count, "deletion", deleted)
+	o.Log.V(1).Info("Polled Clerk for changed users", "changed", changed, "users", count, "deletion", deleted)
 
 	o.mu.Lock()
-	ids := o.refresh(changed, start, false)
 	o.ownDeletes -= ownDeletes
 	managed := len(o.cache)
 	o.mu.Unlock()
@@ -562,11 +569,16 @@ func (o *BatchObserver) nextPoll(ctx context.Context) error {
 	o.watermark, o.atWatermark, o.count = newest, atNewest, count
 	o.mu.Unlock()
 
+	o.report(ctx, ids)
+	return nil
+}
+
+// report hands the IDs of changed users to Changed, each once.
+func (o *BatchObserver) report(ctx context.Context, ids []string) {
 	if len(ids) > 0 && o.Changed != nil {
 		slices.Sort(ids)
 		o.Changed(ctx, slices.Compact(ids))
 	}
-	return nil
 }
 
 // refresh stores the listed users that are managed (cached, or being read) as observed at

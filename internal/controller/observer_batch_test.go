@@ -621,3 +621,50 @@ func TestBatchObserverDeletionListsEveryUserWhenThatIsCheaper(t *testing.T) {
 }
 
 //go:fix inline
+
+func TestBatchObserverPollFailingPartWayReportsWhatItRefreshed(t *testing.T) {
+	m := newMemClerk(300)
+	var changed [][]string
+	o := &BatchObserver{Clerk: m, MaxAge: time.Minute,
+		Changed: func(_ context.Context, ids []string) { changed = append(changed, ids) }}
+	ctx := context.Background()
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	startReads(t, o)
+	observeAll(t, o, []string{"user_0001", "user_0002"})
+
+	// 150 changes, so the poll needs a second page; user_0001 is on the first, user_0002 on
+	// the second, which fails.
+	for i := 100; i < 250; i++ {
+		m.set(clerk.User{ID: fmt.Sprintf("user_%04d", i), CreatedAt: 1000, UpdatedAt: int64(4000 + i)})
+	}
+	m.set(clerk.User{ID: "user_0001", FirstName: new("Eve"), CreatedAt: 1000, UpdatedAt: 9000})
+	m.set(clerk.User{ID: "user_0002", FirstName: new("Bob"), CreatedAt: 1000, UpdatedAt: 4000})
+	m.before = func(p clerk.ListUsersParams) {
+		if p.Offset > 0 {
+			m.mu.Lock()
+			m.fail = &clerk.APIError{StatusCode: 503}
+			m.mu.Unlock()
+		}
+	}
+	if err := o.Poll(ctx); !clerk.IsUnavailable(err) {
+		t.Fatalf("poll with a failing second page: got %v, want the Clerk error", err)
+	}
+	if diff := cmp.Diff([][]string{{"user_0001"}}, changed); diff != "" {
+		t.Errorf("a refreshed user must be reported even when a later page fails (-want +got):\n%s", diff)
+	}
+
+	// The watermark stayed: the next poll lists the changes again and finds user_0002.
+	m.before = nil
+	m.mu.Lock()
+	m.fail = nil
+	m.mu.Unlock()
+	changed = nil
+	if err := o.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][]string{{"user_0002"}}, changed); diff != "" {
+		t.Errorf("the poll after the failure (-want +got):\n%s", diff)
+	}
+}
