@@ -355,9 +355,10 @@ func (o *BatchObserver) pollLoop(ctx context.Context) {
 }
 
 // sweepPays reports whether listing all users (ceil(users/500) calls) reads n users in fewer
-// calls than batches of 100.
-func sweepPays(users int64, n int) bool {
-	return n > 0 && (users+sweepPageSize-1)/sweepPageSize < int64((n+batchSize-1)/batchSize)
+// calls than batches of 100 and the extra calls those need.
+func sweepPays(users int64, n, extra int) bool {
+	pages := max(1, (users+sweepPageSize-1)/sweepPageSize) // an empty instance still takes one call
+	return n > 0 && pages < int64((n+batchSize-1)/batchSize+extra)
 }
 
 // sweep lists every user, newest updated_at first, 500 a page, and hands each page to fn. It
@@ -443,7 +444,8 @@ func (o *BatchObserver) firstPoll(ctx context.Context) error {
 			atNewest[u.ID] = true
 		}
 	}
-	if !sweepPays(count, toRead) {
+	// Batches need one more list: the newest user, for the watermark.
+	if !sweepPays(count, toRead, 1) {
 		// The watermark from the newest user; the batch reads go after it.
 		page, err := o.Clerk.ListUsers(ctx, clerk.ListUsersParams{OrderBy: "-updated_at", Limit: 1})
 		if err != nil {
@@ -622,7 +624,7 @@ func (o *BatchObserver) resync(ctx context.Context, start time.Time, count int64
 		}
 		return ids
 	}
-	if !sweepPays(count, managed) {
+	if !sweepPays(count, managed, 0) {
 		return dropAll()
 	}
 	var ids []string

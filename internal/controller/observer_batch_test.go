@@ -668,3 +668,25 @@ func TestBatchObserverPollFailingPartWayReportsWhatItRefreshed(t *testing.T) {
 		t.Errorf("the poll after the failure (-want +got):\n%s", diff)
 	}
 }
+
+func TestSweepPays(t *testing.T) {
+	for _, c := range []struct {
+		users     int64
+		n, extra  int
+		want      bool
+		situation string
+	}{
+		{1003, 1000, 1, true, "kubeclerk manages most of the instance: 3 pages against 11 calls"},
+		{1200, 150, 1, false, "3 pages against 2 batches and the watermark's list"},
+		{1000, 150, 1, true, "2 pages against 2 batches and the watermark's list"},
+		{1000, 150, 0, false, "2 pages against 2 batches"},
+		{100000, 10000, 1, false, "200 pages against 101 calls"},
+		{0, 1, 1, true, "an empty instance: one empty page against a batch and the watermark's list"},
+		{0, 1, 0, false, "an empty instance: one empty page against one batch"},
+		{500, 0, 1, false, "nothing to read"},
+	} {
+		if got := sweepPays(c.users, c.n, c.extra); got != c.want {
+			t.Errorf("sweepPays(%d users, %d to read, %d extra) = %v, want %v: %s", c.users, c.n, c.extra, got, c.want, c.situation)
+		}
+	}
+}
