@@ -86,8 +86,6 @@ type BatchObserver struct {
 	// a start reads each managed user once, in the cheaper of batches and a listing, and after
 	// the watermark (which lets polls vouch for what was read).
 	readsOpen bool
-	// managedLoaded is set once Managed has answered.
-	managedLoaded bool
 }
 
 type cachedUser struct {
@@ -169,17 +167,6 @@ func (o *BatchObserver) Observe(ctx context.Context, userID string) (*clerk.User
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-}
-
-// Prefetch queues reads of ids that are not cached fresh, without waiting for them: reading
-// many managed users in batches of 100 costs ceil(N/100) calls however few reconciles run at
-// once, and the reconciles then find them cached.
-func (o *BatchObserver) Prefetch(ids []string) {
-	o.init()
-	o.mu.Lock()
-	o.queue(ids)
-	o.mu.Unlock()
-	o.wake()
 }
 
 // queue adds the ids that are not cached fresh to the waiting set. o.mu must be held.
@@ -404,17 +391,14 @@ func (o *BatchObserver) Poll(ctx context.Context) error {
 
 // firstPoll is Poll before a watermark is known.
 func (o *BatchObserver) firstPoll(ctx context.Context) error {
-	o.mu.Lock()
-	loaded := o.managedLoaded
-	o.mu.Unlock()
-	if o.Managed != nil && !loaded {
+	if o.Managed != nil {
+		// A retry after a failed first poll asks again; IDs already queued or fresh are skipped.
 		ids, err := o.Managed(ctx)
 		if err != nil {
 			return fmt.Errorf("list the managed Clerk users: %w", err)
 		}
 		o.mu.Lock()
 		o.queue(ids)
-		o.managedLoaded = true
 		o.mu.Unlock()
 	}
 	start := o.now()

@@ -154,7 +154,10 @@ func TestBatchObserverReadsInBatches(t *testing.T) {
 	for id := range m.users {
 		ids = append(ids, id)
 	}
-	o.Prefetch(ids) // a start: every bound user at once
+	// A start: every bound user queued at once, as the first poll queues Managed's IDs.
+	o.mu.Lock()
+	o.queue(ids)
+	o.mu.Unlock()
 	for id, err := range observeAll(t, o, ids) {
 		if err != nil {
 			t.Fatalf("Observe(%s): %v", id, err)
@@ -582,18 +585,29 @@ func TestBatchObserverPollVouchesOnlyForObservationsAfterTheWatermark(t *testing
 	}
 }
 
-func TestBatchObserverDeletionListsEveryUserWhenThatIsCheaper(t *testing.T) {
-	m := newMemClerk(300)
-	var changed [][]string
+// polledObserver returns an observer of m after its first poll, with its batch reads running
+// and ids observed, and where it records the IDs it reports changed.
+func polledObserver(t *testing.T, m *memClerk, ids []string) (*BatchObserver, *[][]string) {
+	t.Helper()
+	changed := &[][]string{}
 	o := &BatchObserver{Clerk: m, MaxAge: time.Minute,
-		Changed: func(_ context.Context, ids []string) { changed = append(changed, ids) }}
-	ctx := context.Background()
-	if err := o.Poll(ctx); err != nil {
+		Changed: func(_ context.Context, ids []string) { *changed = append(*changed, ids) }}
+	if err := o.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	startReads(t, o)
-	managed := userIDs(300)
-	observeAll(t, o, managed)
+	for id, err := range observeAll(t, o, ids) {
+		if err != nil {
+			t.Fatalf("Observe(%s): %v", id, err)
+		}
+	}
+	return o, changed
+}
+
+func TestBatchObserverDeletionListsEveryUserWhenThatIsCheaper(t *testing.T) {
+	m := newMemClerk(300)
+	o, changed := polledObserver(t, m, userIDs(300))
+	ctx := context.Background()
 
 	m.mu.Lock()
 	delete(m.users, "user_0007")
@@ -605,7 +619,7 @@ func TestBatchObserverDeletionListsEveryUserWhenThatIsCheaper(t *testing.T) {
 	if l, c := m.calls(); l-l0 != 2 || c-c0 != 1 {
 		t.Errorf("poll after a deletion: %d lists, %d counts; want the changes, one listing of all 299 users, and 1 count", l-l0, c-c0)
 	}
-	if diff := cmp.Diff([][]string{{"user_0007"}}, changed); diff != "" {
+	if diff := cmp.Diff([][]string{{"user_0007"}}, *changed); diff != "" {
 		t.Errorf("after a deletion, only the deleted user is reported (-want +got):\n%s", diff)
 	}
 	l0, _ = m.calls()
@@ -620,19 +634,10 @@ func TestBatchObserverDeletionListsEveryUserWhenThatIsCheaper(t *testing.T) {
 	}
 }
 
-//go:fix inline
-
 func TestBatchObserverPollFailingPartWayReportsWhatItRefreshed(t *testing.T) {
 	m := newMemClerk(300)
-	var changed [][]string
-	o := &BatchObserver{Clerk: m, MaxAge: time.Minute,
-		Changed: func(_ context.Context, ids []string) { changed = append(changed, ids) }}
+	o, changed := polledObserver(t, m, []string{"user_0001", "user_0002"})
 	ctx := context.Background()
-	if err := o.Poll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	startReads(t, o)
-	observeAll(t, o, []string{"user_0001", "user_0002"})
 
 	// 150 changes, so the poll needs a second page; user_0001 is on the first, user_0002 on
 	// the second, which fails.
@@ -651,7 +656,7 @@ func TestBatchObserverPollFailingPartWayReportsWhatItRefreshed(t *testing.T) {
 	if err := o.Poll(ctx); !clerk.IsUnavailable(err) {
 		t.Fatalf("poll with a failing second page: got %v, want the Clerk error", err)
 	}
-	if diff := cmp.Diff([][]string{{"user_0001"}}, changed); diff != "" {
+	if diff := cmp.Diff([][]string{{"user_0001"}}, *changed); diff != "" {
 		t.Errorf("a refreshed user must be reported even when a later page fails (-want +got):\n%s", diff)
 	}
 
@@ -660,11 +665,11 @@ func TestBatchObserverPollFailingPartWayReportsWhatItRefreshed(t *testing.T) {
 	m.mu.Lock()
 	m.fail = nil
 	m.mu.Unlock()
-	changed = nil
+	*changed = nil
 	if err := o.Poll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([][]string{{"user_0002"}}, changed); diff != "" {
+	if diff := cmp.Diff([][]string{{"user_0002"}}, *changed); diff != "" {
 		t.Errorf("the poll after the failure (-want +got):\n%s", diff)
 	}
 }
