@@ -51,6 +51,12 @@ type User struct {
 	TOTPEnabled bool `json:"totp_enabled"`
 	// BackupCodeEnabled reports whether backup codes are enabled.
 	BackupCodeEnabled bool `json:"backup_code_enabled"`
+	// MFAEnabledAt is when a second factor was last enabled (Unix ms); nil if never. Clerk
+	// keeps it when MFA is disabled again.
+	MFAEnabledAt *int64 `json:"mfa_enabled_at"`
+	// MFADisabledAt is when MFA was last disabled (Unix ms); nil if never. Clerk keeps it when
+	// MFA is enabled again.
+	MFADisabledAt *int64 `json:"mfa_disabled_at"`
 	// PasswordEnabled reports whether the user has a password.
 	PasswordEnabled bool `json:"password_enabled"`
 	// CreatedAt is the creation time (Unix ms).
