@@ -244,6 +244,17 @@ type OwnedMetadataKeys struct {
 	Unsafe []string `json:"unsafe,omitempty"`
 }
 
+// PendingMFAReset is an MFA reset whose DisableMfa call may have been sent.
+type PendingMFAReset struct {
+	// token is the spec.mfa.resetToken being applied.
+	Token string `json:"token"`
+
+	// userUpdatedAt is the user's updated_at (Unix milliseconds, Clerk's clock) in the
+	// observation the DisableMfa call was planned against: a removal of the second factors at or
+	// after it (Clerk's mfa_disabled_at) satisfies the token.
+	UserUpdatedAt int64 `json:"userUpdatedAt"`
+}
+
 // ClerkUserStatus is what kubeclerk last saw and did.
 type ClerkUserStatus struct {
 	// observedGeneration is the spec generation the status describes.
@@ -276,9 +287,17 @@ type ClerkUserStatus struct {
 	// +listType=atomic
 	PendingChanges []string `json:"pendingChanges,omitempty"`
 
-	// lastMFAResetToken is the last spec.mfa.resetToken that was applied.
+	// lastMFAResetToken is the last spec.mfa.resetToken that was applied: its DisableMfa call
+	// succeeded, or a fresh read showed no second factor to remove.
 	// +optional
 	LastMFAResetToken string `json:"lastMFAResetToken,omitempty"`
+
+	// pendingMFAReset is written just before the DisableMfa call of a new spec.mfa.resetToken.
+	// If that call lands but this status is not updated after it (a crash, a failed patch), the
+	// next reconcile sees from Clerk's mfa_disabled_at that the factors were removed after the
+	// reset was asked for, records the token, and leaves alone a factor enrolled since.
+	// +optional
+	PendingMFAReset *PendingMFAReset `json:"pendingMFAReset,omitempty"`
 
 	// lastSyncTime is when kubeclerk last read the user from Clerk.
 	// +optional

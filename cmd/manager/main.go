@@ -44,6 +44,7 @@ import (
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
 	"github.com/kubeclerk/kubeclerk/internal/controller"
+	"github.com/kubeclerk/kubeclerk/internal/observe"
 	// +kubebuilder:scaffold:imports
 )
 
@@ -68,13 +69,16 @@ func main() {
 	var enableHTTP2 bool
 	var tlsOpts []func(*tls.Config)
 	var clerkKeyFile, clerkAPIURL string
-	var syncPeriod time.Duration
+	var syncPeriod, fullReadInterval time.Duration
 	var clerkRPS float64
 	var clerkBurst, maxConcurrent int
 	var batchObservation bool
 	flag.BoolVar(&batchObservation, "batch-observation", true,
 		"Read users in batches of up to 100 per Clerk call and poll for changed users, instead of "+
 			"one read per user per sync.")
+	flag.DurationVar(&fullReadInterval, "full-read-interval", 0,
+		"With batched observation: how often every managed user is read again (100 per call) as a safety net "+
+			"for changes the updated_at poll cannot see. 0: six sync periods.")
 	flag.StringVar(&clerkKeyFile, "clerk-secret-key-file", "",
 		"File holding the Clerk instance secret key (sk_live_… or sk_test_…). "+
 			"Without it the key is read from the CLERK_SECRET_KEY environment variable.")
@@ -199,9 +203,9 @@ func main() {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
-	var observer controller.Observer = controller.GetObserver{Clerk: clerkClient}
+	var observer observe.Observer = observe.PerObject{Clerk: clerkClient}
 	if batchObservation {
-		observer = &controller.BatchObserver{Clerk: clerkClient, MaxAge: syncPeriod}
+		observer = &observe.Batch{Clerk: clerkClient, MaxAge: syncPeriod, FullReadInterval: fullReadInterval}
 	}
 	if err := (&controller.ClerkUserReconciler{
 		Client:                  mgr.GetClient(),

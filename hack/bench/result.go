@@ -24,6 +24,9 @@ type Config struct {
 	Date              string  `json:"date"`
 	Command           string  `json:"command"`
 	Warning           string  `json:"warning,omitempty"`
+	// FullReadIntervalSeconds is the batched run's --full-read-interval: one full re-read of
+	// every managed user inside the steady-state window; 0 when the manager has no such flag.
+	FullReadIntervalSeconds float64 `json:"full_read_interval_seconds,omitempty"`
 }
 
 // RunResult is what one run (batched or per-object observation) measured.

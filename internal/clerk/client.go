@@ -365,10 +365,26 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := decodeBody(data, out); err != nil {
 		return &RequestError{Method: method, Path: path, StatusCode: resp.StatusCode, Err: fmt.Errorf("decode response body: %w", err)}
 	}
 	return nil
+}
+
+// decodeBody decodes a 2xx body into out like json.Unmarshal (same errors, nothing decoded from
+// a body that is not valid JSON), except that a number decoded into an interface value, i.e.
+// inside metadata, becomes a json.Number that keeps its exact text: a float64 would round 64-bit
+// integers and decimals (1098765432109876543 reads as 1098765432109876544), and fail the whole
+// response on a number out of its range such as 1e400. A json.Number encodes as its text, so
+// metadata read from Clerk is written back exactly. Typed fields (int64 timestamps, bools)
+// decode as with json.Unmarshal.
+func decodeBody(data []byte, out any) error {
+	if !json.Valid(data) {
+		return json.Unmarshal(data, out) // the *json.SyntaxError json.Unmarshal gives
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec.Decode(out)
 }
 
 // stripURLError removes the *url.Error wrapper added by net/http, whose message repeats the

@@ -252,29 +252,41 @@ func IsNotFound(err error) bool {
 }
 
 // IsRejected reports whether Clerk refused the request in a way that retrying the same request
-// will not fix: an *APIError with a 4xx status other than 401, 403, 404, 408 and 429 (e.g. 400,
-// 402, 409, 422), or an argument error wrapping [ErrInvalidID] or [ErrInvalidParams].
+// will not fix: an *APIError with a 4xx status other than 401, 404, 408 and 429 (e.g. 400, 402,
+// 409, 422, and a 403 about the instance or the request rather than the key, such as
+// feature_not_enabled or user_quota_exceeded), or an argument error wrapping [ErrInvalidID] or
+// [ErrInvalidParams].
 func IsRejected(err error) bool {
 	if errors.Is(err, ErrInvalidID) || errors.Is(err, ErrInvalidParams) {
 		return true
 	}
 	e, ok := asAPIError(err)
-	if !ok || e.StatusCode < 400 || e.StatusCode > 499 {
+	if !ok || e.StatusCode < 400 || e.StatusCode > 499 || IsAuthentication(err) {
 		return false
 	}
 	switch e.StatusCode {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
-		http.StatusRequestTimeout, http.StatusTooManyRequests:
+	case http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestTimeout, http.StatusTooManyRequests:
 		return false
 	}
 	return true
 }
 
-// IsAuthentication reports whether err is (or wraps) an *APIError with status 401 or 403: the
-// secret key is wrong, revoked or not allowed to do this.
+// IsAuthentication reports whether Clerk refused the secret key itself: an *APIError with status
+// 401, or 403 with code authorization_invalid (or a 403 without any Clerk error code, as a proxy
+// in front of Clerk sends). Other 403s (feature_not_enabled, user_quota_exceeded, quota_exceeded)
+// are about the instance, not the key: [IsRejected].
 func IsAuthentication(err error) bool {
 	e, ok := asAPIError(err)
-	return ok && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
+	if !ok {
+		return false
+	}
+	switch e.StatusCode {
+	case http.StatusUnauthorized:
+		return true
+	case http.StatusForbidden:
+		return len(e.Errors) == 0 || e.HasCode("authorization_invalid")
+	}
+	return false
 }
 
 // IsRateLimited reports whether err is (or wraps) an *APIError with status 429, or a

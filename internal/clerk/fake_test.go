@@ -1,6 +1,7 @@
 package clerk_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,8 +46,11 @@ func (e *fakeEnv) fakeUser(t *testing.T, id string) map[string]any {
 	if !ok {
 		return nil
 	}
+	// Numbers as json.Number, as the client decodes them.
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if err := dec.Decode(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -102,7 +106,7 @@ func TestFakeCreateAndGet(t *testing.T) {
 		ExternalID: new("emp-1042"), Username: new("alice"), FirstName: new("Alice"), LastName: new("Liddell"),
 		PrimaryEmailAddressID: created.PrimaryEmailAddressID,
 		PublicMetadata:        map[string]any{"team": "support"},
-		PrivateMetadata:       map[string]any{"level": float64(3)},
+		PrivateMetadata:       map[string]any{"level": json.Number("3")},
 		UnsafeMetadata:        map[string]any{},
 	}
 	ignore := cmpopts.IgnoreFields(clerk.User{}, "EmailAddresses", "CreatedAt", "UpdatedAt")
@@ -258,7 +262,7 @@ func TestFakeMetadataMergeVsReplace(t *testing.T) {
 		})
 	}
 	type meta struct{ Public, Private, Unsafe map[string]any }
-	startJSON := map[string]any{"a": float64(1), "nested": map[string]any{"x": float64(1), "y": float64(2)}, "list": []any{float64(1), float64(2)}}
+	startJSON := map[string]any{"a": json.Number("1"), "nested": map[string]any{"x": json.Number("1"), "y": json.Number("2")}, "list": []any{json.Number("1"), json.Number("2")}}
 	tests := []struct {
 		name string
 		call func(c *clerk.Client, id string) (*clerk.User, error)
@@ -271,7 +275,7 @@ func TestFakeMetadataMergeVsReplace(t *testing.T) {
 				}})
 			},
 			meta{
-				Public:  map[string]any{"b": "new", "nested": map[string]any{"y": float64(2), "z": float64(3)}, "list": []any{float64(9)}},
+				Public:  map[string]any{"b": "new", "nested": map[string]any{"y": json.Number("2"), "z": json.Number("3")}, "list": []any{json.Number("9")}},
 				Private: startJSON,
 				Unsafe:  map[string]any{"keep": true},
 			}},
@@ -284,7 +288,7 @@ func TestFakeMetadataMergeVsReplace(t *testing.T) {
 			func(c *clerk.Client, id string) (*clerk.User, error) {
 				return c.ReplaceMetadata(ctx, id, clerk.MetadataParams{PublicMetadata: map[string]any{"nested": map[string]any{"z": 3}}})
 			},
-			meta{Public: map[string]any{"nested": map[string]any{"z": float64(3)}}, Private: startJSON, Unsafe: map[string]any{"keep": true}}},
+			meta{Public: map[string]any{"nested": map[string]any{"z": json.Number("3")}}, Private: startJSON, Unsafe: map[string]any{"keep": true}}},
 		{"replace: empty map clears",
 			func(c *clerk.Client, id string) (*clerk.User, error) {
 				return c.ReplaceMetadata(ctx, id, clerk.MetadataParams{PrivateMetadata: map[string]any{}, UnsafeMetadata: map[string]any{}})
@@ -821,7 +825,7 @@ func TestFakeSeededUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u1.Username == nil || *u1.Username != "seed1" || !u1.Banned || u1.PublicMetadata["a"] != float64(1) {
+	if u1.Username == nil || *u1.Username != "seed1" || !u1.Banned || u1.PublicMetadata["a"] != json.Number("1") {
 		t.Errorf("seeded user 1 = %+v", u1)
 	}
 	users, err := env.c.ListUsers(ctx, clerk.ListUsersParams{EmailAddresses: []string{"seed2@example.com"}})

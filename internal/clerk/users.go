@@ -11,7 +11,8 @@ import (
 
 // User is Clerk's User object, reduced to the fields the operator uses. Unknown fields in the
 // response are ignored. Timestamps are Unix epoch milliseconds. Metadata objects decode into
-// map[string]any with numbers as float64; a JSON null metadata object decodes to a nil map.
+// map[string]any with numbers as json.Number (their exact text, never float64), which encode
+// back unchanged; a JSON null metadata object decodes to a nil map.
 type User struct {
 	// ID is Clerk's user ID, "user_…".
 	ID string `json:"id"`
@@ -119,6 +120,9 @@ type ListUsersParams struct {
 	EmailAddresses []string
 	// Usernames filters by username (username); at most 100 values.
 	Usernames []string
+	// CreatedBefore keeps users created before this time (Unix ms; query key created_at_before);
+	// 0 omits it. CountUsers sends it too.
+	CreatedBefore int64
 	// Limit is the page size, 1..500; 0 omits it (Clerk's default is 10). Ignored by CountUsers.
 	Limit int
 	// Offset skips that many users; must not be negative; 0 omits it. Ignored by CountUsers.
@@ -147,6 +151,9 @@ func (p ListUsersParams) filterQuery(op string) (url.Values, error) {
 		for _, v := range f.vals {
 			q.Add(f.key, v)
 		}
+	}
+	if p.CreatedBefore > 0 {
+		q.Set("created_at_before", strconv.FormatInt(p.CreatedBefore, 10))
 	}
 	return q, nil
 }

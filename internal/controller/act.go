@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -70,60 +71,34 @@ func (r *ClerkUserReconciler) apply(ctx context.Context, u *clerk.User, s Step) 
 	return nil, fmt.Errorf("unknown step %d", s.Kind)
 }
 
-// create makes the Clerk user from spec in one POST /users: identifiers, profile and metadata,
-// no password. Ban, lock and MFA follow as plan steps on the created user.
+// create makes the Clerk user from spec in one POST /users, with the body plan decides
+// (identifiers, profile and metadata, no password). Ban, lock and MFA follow as plan steps on
+// the created user.
 func (r *ClerkUserReconciler) create(ctx context.Context, obj *clerkv1alpha1.ClerkUser) (*clerk.User, error) {
 	spec := &obj.Spec
-	p := clerk.CreateUserParams{SkipPasswordRequirement: true}
-	if spec.ExternalID != "" {
-		p.ExternalID = &spec.ExternalID
-	}
-	if spec.EmailAddress != "" {
-		p.EmailAddresses = []string{spec.EmailAddress}
-	}
-	if spec.Username != "" {
-		p.Username = &spec.Username
-	}
-	if spec.FirstName != nil && *spec.FirstName != "" {
-		p.FirstName = spec.FirstName
-	}
-	if spec.LastName != nil && *spec.LastName != "" {
-		p.LastName = spec.LastName
-	}
-	var err error
-	for _, m := range []struct {
-		field string
-		raw   *[]byte
-		out   *map[string]any
-	}{
-		{"spec.publicMetadata", rawOf(spec.PublicMetadata), &p.PublicMetadata},
-		{"spec.privateMetadata", rawOf(spec.PrivateMetadata), &p.PrivateMetadata},
-		{"spec.unsafeMetadata", rawOf(spec.UnsafeMetadata), &p.UnsafeMetadata},
-	} {
-		if m.raw == nil {
-			continue
-		}
-		if *m.out, err = decodeObject(*m.raw); err != nil {
-			return nil, &InvalidSpecError{Field: m.field, Reason: err.Error()}
-		}
-		dropNulls(*m.out)
+	p, err := createParams(spec)
+	if err != nil {
+		return nil, err
 	}
 	u, err := r.Clerk.CreateUser(ctx, p)
+	if apiErr, ok := errors.AsType[*clerk.APIError](err); ok && apiErr.HasCode("form_identifier_exists") {
+		// An identifier is taken: the user may have signed up (or a create of ours landed)
+		// since the lookup. Adopt it when it is the user the spec declares.
+		found, ferr := r.findByAnyIdentifier(ctx, spec)
+		switch {
+		case ferr != nil:
+			return nil, ferr
+		case found != nil:
+			logf.FromContext(ctx).Info("Adopted the existing Clerk user that holds an identifier of the spec", "userID", found.ID)
+			return found, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create Clerk user: %w", err)
 	}
 	logf.FromContext(ctx).Info("Created Clerk user", "userID", u.ID)
 	r.event(obj, EventCreated, "Created Clerk user %s", u.ID)
 	return u, nil
-}
-
-// dropNulls removes null values: on create there is nothing to delete.
-func dropNulls(m map[string]any) {
-	for k, v := range m {
-		if v == nil {
-			delete(m, k)
-		}
-	}
 }
 
 // event records a Normal Kubernetes Event on obj, when a recorder is configured.

@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -43,6 +42,7 @@ import (
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
+	"github.com/kubeclerk/kubeclerk/internal/observe"
 )
 
 // DefaultSyncPeriod is how often a user is read again to catch out-of-band changes.
@@ -53,8 +53,9 @@ type ClerkUserReconciler struct {
 	client.Client
 	// Clerk is the Clerk Backend API; every write goes through it.
 	Clerk ClerkAPI
-	// Observer reads bound users; GetObserver{Clerk} when nil.
-	Observer Observer
+	// Observer reads bound users; observe.PerObject{Clerk} when nil. An *observe.Batch is
+	// hooked into the manager by SetupWithManager (its change reports, its start listing).
+	Observer observe.Observer
 	// Recorder records one Event per Clerk write; optional.
 	Recorder events.EventRecorder
 	// SyncPeriod is how often each user is checked for out-of-band changes (jittered).
@@ -63,6 +64,8 @@ type ClerkUserReconciler struct {
 	MaxConcurrentReconciles int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	gens generations
 }
 
 // syncResult is what observe, plan and act found and did in one reconcile.
@@ -80,7 +83,7 @@ type syncResult struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one ClerkUser's Clerk user to its spec: observe → plan → act → report.
-func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &clerkv1alpha1.ClerkUser{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		// Deleted objects need nothing more: the finalizer already ran.
@@ -89,28 +92,33 @@ func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, obj)
 	}
+	// The plan for this generation is made against a read of Clerk made after the generation
+	// appeared: a cache from before a spec change never decides what the change does.
+	notBefore := r.gens.since(obj, r.now())
 	// The finalizer is there exactly while deleting this object must call Clerk.
 	if err := r.syncFinalizer(ctx, obj, needsFinalizer(obj)); err != nil {
 		return ctrl.Result{}, err
 	}
 	orig := obj.DeepCopy()
-	res := r.sync(ctx, obj)
-	return r.report(ctx, obj, orig, res)
+	var res syncResult
+	// Every exit from here reports in status, with one patch.
+	defer func() { result, retErr = r.report(ctx, obj, orig, res) }()
+	res = r.sync(ctx, obj, orig, notBefore)
+	return result, retErr
 }
 
 // sync observes the Clerk user, plans, and (with Manage) acts.
-func (r *ClerkUserReconciler) sync(ctx context.Context, obj *clerkv1alpha1.ClerkUser) syncResult {
-	u, err := r.find(ctx, obj)
+func (r *ClerkUserReconciler) sync(ctx context.Context, obj, orig *clerkv1alpha1.ClerkUser, notBefore time.Time) syncResult {
+	u, err := r.find(ctx, obj, notBefore)
 	if err != nil {
 		return syncResult{err: err}
 	}
 	if u != nil {
-		// Only one ClerkUser may manage a Clerk user; a newer one writes nothing.
+		// Only one Manage object may write to a Clerk user; a newer one writes nothing.
 		if err := r.conflict(ctx, obj, u.ID); err != nil {
 			return syncResult{user: u, err: err}
 		}
 	}
-	manage := obj.Spec.ManagementPolicy != clerkv1alpha1.ManagementPolicyObserve
 	if u == nil {
 		// find returns no user and no error only for AdoptOrCreate with Manage.
 		if u, err = r.create(ctx, obj); err != nil {
@@ -122,8 +130,11 @@ func (r *ClerkUserReconciler) sync(ctx context.Context, obj *clerkv1alpha1.Clerk
 	if err != nil {
 		return syncResult{user: u, err: err}
 	}
-	if !manage {
+	if !manages(obj) {
 		return syncResult{user: u, plan: p, planned: true}
+	}
+	if err := r.markMFAReset(ctx, obj, orig, p); err != nil {
+		return syncResult{user: u, plan: p, planned: true, err: err}
 	}
 	u, done, err := r.act(ctx, obj, u, p)
 	if done > 0 {
@@ -132,36 +143,29 @@ func (r *ClerkUserReconciler) sync(ctx context.Context, obj *clerkv1alpha1.Clerk
 	return syncResult{user: u, plan: p, planned: true, done: done, err: err}
 }
 
+// markMFAReset records in status, before the DisableMfa call of a new reset token, which reset
+// is under way, so that a restart between the call and the final status patch neither calls
+// again nor removes a factor enrolled after the call (see PendingMFAReset).
+func (r *ClerkUserReconciler) markMFAReset(ctx context.Context, obj, orig *clerkv1alpha1.ClerkUser, p Plan) error {
+	want := p.PendingMFAReset
+	if want == nil || obj.Status.PendingMFAReset != nil && obj.Status.PendingMFAReset.Token == want.Token {
+		return nil
+	}
+	before := obj.DeepCopy()
+	obj.Status.PendingMFAReset = want.DeepCopy()
+	if err := r.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("record the MFA reset under way in the status of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+	orig.Status.PendingMFAReset = want.DeepCopy()
+	return nil
+}
+
 // report writes the outcome into status with one patch and says when to reconcile again.
 func (r *ClerkUserReconciler) report(ctx context.Context, obj, orig *clerkv1alpha1.ClerkUser, res syncResult) (ctrl.Result, error) {
 	o, result, retErr := r.outcomeOf(obj, res)
-	st := &obj.Status
-	if res.user != nil {
-		if o.reason != ReasonConflict {
-			st.UserID = res.user.ID
-		} else if st.UserID == res.user.ID {
-			st.UserID = ""
-		}
-		st.Observed = observedUser(res.user)
-		now := metav1.NewTime(r.now())
-		st.LastSyncTime = &now
-	}
-	manage := obj.Spec.ManagementPolicy != clerkv1alpha1.ManagementPolicyObserve
-	if res.planned {
-		st.PendingChanges = res.plan.PendingChanges(res.done)
-		if manage && stepLanded(res, StepMetadata) {
-			st.OwnedMetadataKeys = res.plan.OwnedMetadataKeys
-		}
-		if manage && res.plan.MFAResetToken != "" && stepLanded(res, StepDisableMFA) {
-			st.LastMFAResetToken = res.plan.MFAResetToken
-		}
-	}
-	if o.final() {
-		st.ObservedGeneration = obj.Generation
-	}
-	setConditions(&st.Conditions, obj.Generation, o, r.now())
+	obj.Status = nextStatus(obj.Status, obj.Generation, manages(obj), res, o, r.now())
 	if err := r.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("patch status of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, err)
+		return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("patch status of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, err))
 	}
 	return result, retErr
 }
@@ -172,7 +176,7 @@ func (r *ClerkUserReconciler) outcomeOf(obj *clerkv1alpha1.ClerkUser, res syncRe
 		return classify(res.err, r.SyncPeriod)
 	}
 	requeue := ctrl.Result{RequeueAfter: jitter(r.SyncPeriod), Priority: ptr.To(handler.LowPriority)}
-	if obj.Spec.ManagementPolicy == clerkv1alpha1.ManagementPolicyObserve {
+	if !manages(obj) {
 		msg := fmt.Sprintf("Observing Clerk user %s; nothing to change", res.user.ID)
 		if pending := res.plan.PendingChanges(0); len(pending) > 0 {
 			msg = fmt.Sprintf("Observing Clerk user %s; managementPolicy Manage would change: %v", res.user.ID, pending)
@@ -180,19 +184,6 @@ func (r *ClerkUserReconciler) outcomeOf(obj *clerkv1alpha1.ClerkUser, res syncRe
 		return outcome{ready: true, reason: ReasonObserved, message: msg}, requeue, nil
 	}
 	return outcome{ready: true, reason: ReasonSynced, message: fmt.Sprintf("Clerk user %s matches the spec", res.user.ID)}, requeue, nil
-}
-
-// stepLanded reports whether the plan's step of kind k landed, or was planned and not needed.
-func stepLanded(res syncResult, k StepKind) bool {
-	if !res.planned {
-		return false
-	}
-	for i, s := range res.plan.Steps {
-		if s.Kind == k {
-			return i < res.done
-		}
-	}
-	return true
 }
 
 // needsFinalizer: deleting the object must call Clerk only for Ban or Delete, and never with Observe.
@@ -233,11 +224,11 @@ func jitterRand() float64 { return rand.Float64() } //nolint:gosec // jitter nee
 // status patches never cause new Clerk calls.
 func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.Observer == nil {
-		getter, ok := r.Clerk.(userGetter)
+		getter, ok := r.Clerk.(observe.UserGetter)
 		if !ok {
 			return fmt.Errorf("no Observer set and the Clerk API cannot get users")
 		}
-		r.Observer = GetObserver{Clerk: getter}
+		r.Observer = observe.PerObject{Clerk: getter}
 	}
 	if r.SyncPeriod <= 0 {
 		r.SyncPeriod = DefaultSyncPeriod
@@ -263,7 +254,7 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		return fmt.Errorf("index ClerkUsers by %s: %w", userIDIndex, err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&clerkv1alpha1.ClerkUser{}, builder.WithPredicates(
+		For(&clerkv1alpha1.ClerkUser{}, builder.WithPredicates(r.watchPredicate(),
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesRawSource(src).
 		// When an object goes, the objects that lost a conflict to it may take its user over.
@@ -279,10 +270,10 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 }
 
 // changedUsersSource returns the source of reconciles for users an Observer found changed
-// outside kubeclerk, and hooks a BatchObserver (and its background work) into mgr.
+// outside kubeclerk, and hooks an observe.Batch (and its background work) into mgr.
 func (r *ClerkUserReconciler) changedUsersSource(mgr ctrl.Manager) (source.Source, error) {
 	changes := make(chan event.GenericEvent, 1024)
-	if bo, ok := r.Observer.(*BatchObserver); ok {
+	if bo, ok := r.Observer.(*observe.Batch); ok {
 		if bo.Changed == nil {
 			bo.Changed = func(ctx context.Context, ids []string) { r.enqueueUsers(ctx, ids, changes) }
 		}

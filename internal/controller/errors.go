@@ -61,6 +61,8 @@ func classify(err error, syncPeriod time.Duration) (outcome, ctrl.Result, error)
 		if !ok || d <= 0 {
 			d = defaultRetryAfter
 		}
+		// A bogus Retry-After must not park the object for hours: the client caps its pause alike.
+		d = min(d, clerk.MaxPause)
 		return outcome{reason: ReasonRateLimited,
 				message: fmt.Sprintf("Clerk's rate limit was reached; retrying in %s: %v", d.Round(time.Second), err)},
 			ctrl.Result{RequeueAfter: d}, nil

@@ -121,6 +121,28 @@ func TestClassify(t *testing.T) {
 			wantInMsg:  []string{"trace_403"},
 		},
 		{
+			name:        "403 feature_not_enabled: ClerkRejected with Clerk's message, not AuthenticationFailed",
+			err:         fmt.Errorf("lock Clerk user user_1: %w", ptAPIError(403, 0, "trace_403f", clerk.ErrorDetail{Code: "feature_not_enabled", Message: "not enabled", LongMessage: "This feature is not enabled on this instance"})),
+			wantReason:  ReasonClerkRejected,
+			wantStalled: true,
+			wantRet:     retTerminal,
+			wantInMsg:   []string{"not enabled", "trace_403f"},
+		},
+		{
+			name:        "403 user_quota_exceeded: ClerkRejected",
+			err:         fmt.Errorf("create Clerk user: %w", ptAPIError(403, 0, "", clerk.ErrorDetail{Code: "user_quota_exceeded", Message: "You have reached your limit of 100 users."})),
+			wantReason:  ReasonClerkRejected,
+			wantStalled: true,
+			wantRet:     retTerminal,
+			wantInMsg:   []string{"limit of 100 users"},
+		},
+		{
+			name:        "429 with a huge Retry-After: capped as the client's pause is",
+			err:         fmt.Errorf("ban Clerk user user_1: %w", ptAPIError(429, 48*time.Hour, "")),
+			wantReason:  ReasonRateLimited,
+			wantRequeue: exact(clerk.MaxPause),
+		},
+		{
 			name:       "404 on a write: the user vanished, read again with backoff",
 			err:        fmt.Errorf("update Clerk user user_1: %w", ptAPIError(404, 0, "trace_404", clerk.ErrorDetail{Code: "resource_not_found"})),
 			wantReason: ReasonProgressing,

@@ -36,12 +36,25 @@ func (r *ClerkUserReconciler) finalize(ctx context.Context, obj *clerkv1alpha1.C
 	return ctrl.Result{}, r.syncFinalizer(ctx, obj, false)
 }
 
-// applyDeletionPolicy bans or deletes the bound Clerk user, as the spec says. Nothing is written
-// with Orphan or Observe, for an object never bound, or for one that lost a conflict.
+// applyDeletionPolicy bans or deletes the Clerk user, as the spec says. Nothing is written with
+// Orphan or Observe, or for an object that lost a conflict. An object that never recorded its
+// user (a create whose status patch was lost; an Adopt user who signed up since the last
+// check) finds it by its identifiers first.
 func (r *ClerkUserReconciler) applyDeletionPolicy(ctx context.Context, obj *clerkv1alpha1.ClerkUser) error {
-	id := obj.Status.UserID
-	if !needsFinalizer(obj) || id == "" {
+	if !needsFinalizer(obj) {
 		return nil
+	}
+	id := boundID(obj)
+	if id == "" {
+		u, err := r.findByAnyIdentifier(ctx, &obj.Spec)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			// No user holds the identifiers: nothing to ban or delete.
+			return nil
+		}
+		id = u.ID
 	}
 	if err := r.conflict(ctx, obj, id); err != nil {
 		if _, ok := errors.AsType[*stallError](err); ok {
@@ -58,21 +71,17 @@ func (r *ClerkUserReconciler) applyDeletionPolicy(ctx context.Context, obj *cler
 		}
 	case clerkv1alpha1.DeletionPolicyDelete:
 		if err = r.Clerk.DeleteUser(ctx, id); err == nil {
-			if d, ok := r.Observer.(interface{ Deleted(string) }); ok {
-				d.Deleted(id)
-			}
 			r.event(obj, EventDeleted, "Deleted Clerk user %s: deletionPolicy Delete", id)
 		}
 	}
-	if err == nil || clerk.IsNotFound(err) {
-		r.Observer.Forget(id)
-	}
 	switch {
 	case err == nil:
+		r.Observer.Forget(id, obj.Spec.DeletionPolicy == clerkv1alpha1.DeletionPolicyDelete)
 		logf.FromContext(ctx).Info("Applied deletion policy", "userID", id, "policy", obj.Spec.DeletionPolicy)
 		return nil
 	case clerk.IsNotFound(err):
 		// The user is already gone: nothing left to ban or delete.
+		r.Observer.Forget(id, false)
 		return nil
 	default:
 		return fmt.Errorf("apply deletionPolicy %s to Clerk user %s: %w", obj.Spec.DeletionPolicy, id, err)

@@ -138,12 +138,13 @@ func TestBatchedObservationCost(t *testing.T) {
 	reads0 := h.reads()
 	h.start()
 	// The instance holds just the N users, so listing all of them (500 a page) is cheaper than
-	// ceil(N/100) batches: a count and ceil(N/500) lists, which also give the watermark.
-	const coldWant = 1 + (n+499)/500
+	// ceil(N/100) batches: a count and ceil(N/500) lists, which also give the watermark, and
+	// one count of the users created before that watermark (the deletion check's baseline).
+	const coldWant = 1 + (n+499)/500 + 1
 	h.g.Eventually(func() int64 { return h.reads() - reads0 }).Should(BeNumerically(">=", coldWant))
 	h.g.Eventually(allReady).Should(Succeed())
 	coldReads := h.reads() - reads0
-	h.g.Expect(coldReads).To(Equal(int64(coldWant)), "first poll (count, listing of every user): %v",
+	h.g.Expect(coldReads).To(Equal(int64(coldWant)), "first poll (count, listing of every user, baseline count): %v",
 		h.fake.Stats().Requests)
 	h.g.Expect(h.writes()).To(Equal(writes0), "no writes after a restart in sync")
 
@@ -475,7 +476,8 @@ func TestAmbiguousUser(t *testing.T) {
 	}))
 	a := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"twin@example.com"}})
 	b := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"twin2@example.com"}})
-	dup = []clerk.User{{ID: a}, {ID: b}}
+	dup = []clerk.User{{ID: a, EmailAddresses: []clerk.EmailAddress{{EmailAddress: "twin@example.com"}}},
+		{ID: b, EmailAddresses: []clerk.EmailAddress{{EmailAddress: "Twin@Example.com"}}}}
 	writes := h.writes()
 	h.apply("twin", clerkv1alpha1.ClerkUserSpec{EmailAddress: "twin@example.com", CreationPolicy: clerkv1alpha1.CreationPolicyAdoptOrCreate})
 	obj := h.waitCondition("twin", metav1.ConditionFalse, ReasonAmbiguousUser)

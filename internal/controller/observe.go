@@ -3,9 +3,11 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
@@ -41,64 +43,100 @@ type ClerkAPI interface {
 	DeleteUser(ctx context.Context, id string) error
 }
 
-// Observer reads the current state of Clerk users for reconciles. It is the one seam through
-// which a reconcile reads a bound user, so that a batched observer (many users per list call)
-// can replace per-object reads without touching the plan.
-type Observer interface {
-	// Observe returns the Clerk user with the given ID, as fresh as a write may trust, or an
-	// error for which clerk.IsNotFound is true when the user does not exist.
-	Observe(ctx context.Context, userID string) (*clerk.User, error)
-	// Remember records u as Clerk confirmed it in answer to a write.
-	Remember(u *clerk.User)
-	// Forget drops what is known of a user that is gone or no longer managed.
-	Forget(userID string)
+// identifier is one declared identifier of a spec that finds a Clerk user.
+type identifier struct {
+	field string // spec field name, for messages
+	value string
 }
 
-// userGetter is the read the per-object observer needs.
-type userGetter interface {
-	GetUser(ctx context.Context, id string) (*clerk.User, error)
+// identifiers returns the declared identifiers of spec in lookup order: externalID,
+// emailAddress, username.
+func identifiers(spec *clerkv1alpha1.ClerkUserSpec) []identifier {
+	var ids []identifier
+	for _, i := range []identifier{{"externalID", spec.ExternalID}, {"emailAddress", spec.EmailAddress}, {"username", spec.Username}} {
+		if i.value != "" {
+			ids = append(ids, i)
+		}
+	}
+	return ids
 }
 
-// GetObserver observes each user with one GET /users/{id}.
-type GetObserver struct {
-	// Clerk is the API to read from.
-	Clerk userGetter
-}
+// describe is the identifier as messages name it, e.g. `externalID "emp-1"`.
+func (i identifier) describe() string { return fmt.Sprintf("%s %q", i.field, i.value) }
 
-// Observe implements Observer with one GET /users/{id}.
-func (o GetObserver) Observe(ctx context.Context, userID string) (*clerk.User, error) {
-	return o.Clerk.GetUser(ctx, userID)
-}
+// lookupLimit is the page size of a lookup: exact matches are picked from it, so that a filter
+// Clerk reads more loosely than kubeclerk (case, a leading sign) cannot hide the exact match.
+const lookupLimit = 10
 
-// Remember implements Observer; every Observe reads anyway.
-func (GetObserver) Remember(*clerk.User) {}
-
-// Forget implements Observer; nothing is kept.
-func (GetObserver) Forget(string) {}
-
-// lookup returns which identifier of spec finds the user when no ID is known: the first set of
-// externalID, emailAddress, username, as a list filter and a description for messages.
-func lookup(spec *clerkv1alpha1.ClerkUserSpec) (clerk.ListUsersParams, string) {
-	p := clerk.ListUsersParams{Limit: 2}
-	switch {
-	case spec.ExternalID != "":
-		p.ExternalIDs = []string{spec.ExternalID}
-		return p, fmt.Sprintf("externalID %q", spec.ExternalID)
-	case spec.EmailAddress != "":
-		p.EmailAddresses = []string{spec.EmailAddress}
-		return p, fmt.Sprintf("emailAddress %q", spec.EmailAddress)
+// params returns the GET /users filter that finds users with this identifier. Clerk reads a
+// leading "+" or "-" of an external_id value as include/exclude, so the value is sent behind an
+// explicit "+" (include), which makes Clerk match it exactly, whatever it starts with.
+func (i identifier) params() clerk.ListUsersParams {
+	p := clerk.ListUsersParams{Limit: lookupLimit}
+	switch i.field {
+	case "externalID":
+		p.ExternalIDs = []string{"+" + i.value}
+	case "emailAddress":
+		p.EmailAddresses = []string{i.value}
 	default:
-		p.Usernames = []string{spec.Username}
-		return p, fmt.Sprintf("username %q", spec.Username)
+		p.Usernames = []string{i.value}
+	}
+	return p
+}
+
+// matches reports whether u holds this identifier exactly (email addresses and usernames
+// without regard to case, as Clerk stores them in lower case).
+func (i identifier) matches(u *clerk.User) bool {
+	switch i.field {
+	case "externalID":
+		return u.ExternalID != nil && *u.ExternalID == i.value
+	case "emailAddress":
+		for _, e := range u.EmailAddresses {
+			if strings.EqualFold(e.EmailAddress, i.value) {
+				return true
+			}
+		}
+		return false
+	default:
+		return u.Username != nil && strings.EqualFold(*u.Username, i.value)
 	}
 }
 
-// find returns the Clerk user obj manages, reading Clerk once: by ID when one is known
-// (spec.userID, else status.userID), else by the lookup identifier. A nil user with a nil error
-// means no user matches and obj may create one.
-func (r *ClerkUserReconciler) find(ctx context.Context, obj *clerkv1alpha1.ClerkUser) (*clerk.User, error) {
+// contradicts reports whether u holds another value of this identifier's kind, so that it
+// cannot be the user the spec means (a user without any is not contradicted).
+func (i identifier) contradicts(u *clerk.User) bool {
+	switch i.field {
+	case "externalID":
+		return u.ExternalID != nil && *u.ExternalID != "" && *u.ExternalID != i.value
+	case "username":
+		return u.Username != nil && *u.Username != "" && !strings.EqualFold(*u.Username, i.value)
+	}
+	return false // a user may have several email addresses
+}
+
+// lookup returns the users that hold identifier i exactly: one GET /users, results checked for
+// equality before anything is bound to them.
+func (r *ClerkUserReconciler) lookup(ctx context.Context, i identifier) ([]clerk.User, error) {
+	users, err := r.Clerk.ListUsers(ctx, i.params())
+	if err != nil {
+		return nil, fmt.Errorf("look up Clerk user by %s: %w", i.describe(), err)
+	}
+	exact := users[:0]
+	for k := range users {
+		if i.matches(&users[k]) {
+			exact = append(exact, users[k])
+		}
+	}
+	return exact, nil
+}
+
+// find returns the Clerk user obj manages: by ID when one is known (spec.userID, else
+// status.userID) through the Observer, with an observation read at or after notBefore; else by
+// the first declared identifier. A nil user with a nil error means no user matches and obj may
+// create one.
+func (r *ClerkUserReconciler) find(ctx context.Context, obj *clerkv1alpha1.ClerkUser, notBefore time.Time) (*clerk.User, error) {
 	if id := boundID(obj); id != "" {
-		u, err := r.Observer.Observe(ctx, id)
+		u, err := r.Observer.Observe(ctx, id, notBefore)
 		switch {
 		case err == nil:
 			return u, nil
@@ -115,44 +153,91 @@ func (r *ClerkUserReconciler) find(ctx context.Context, obj *clerkv1alpha1.Clerk
 		// may have made it), else create it.
 	}
 
-	params, what := lookup(&obj.Spec)
-	users, err := r.Clerk.ListUsers(ctx, params)
+	first := identifiers(&obj.Spec)[0] // the CRD requires one identifier when userID is empty
+	users, err := r.lookup(ctx, first)
 	if err != nil {
-		return nil, fmt.Errorf("look up Clerk user by %s: %w", what, err)
+		return nil, err
 	}
 	switch {
 	case len(users) > 1:
 		return nil, &stallError{reason: ReasonAmbiguousUser,
-			message: fmt.Sprintf("Several Clerk users match %s; set spec.userID to the one to manage.", what)}
+			message: fmt.Sprintf("Several Clerk users match %s; set spec.userID to the one to manage.", first.describe())}
 	case len(users) == 1:
+		// A lookup is a read made now: the next reconcile need not read the user again.
+		r.Observer.Remember(&users[0])
 		return &users[0], nil
 	case obj.Spec.CreationPolicy == clerkv1alpha1.CreationPolicyAdoptOrCreate && obj.Spec.ManagementPolicy != clerkv1alpha1.ManagementPolicyObserve:
 		return nil, nil
 	default:
 		return nil, &waitError{reason: ReasonUserNotFound,
-			message: fmt.Sprintf("No Clerk user matches %s yet; checking again every %s. Set creationPolicy: AdoptOrCreate to create it.", what, r.SyncPeriod)}
+			message: fmt.Sprintf("No Clerk user matches %s yet; checking again every %s. Set creationPolicy: AdoptOrCreate to create it.", first.describe(), r.SyncPeriod)}
 	}
 }
 
-// conflict returns a stall error when another, older ClerkUser is bound to the Clerk user id.
-// The older object keeps the user (ties go to the lower namespace/name); it is found through
-// the status.userID field index, never by listing everything.
+// findByAnyIdentifier looks the user up by every declared identifier, in order, and returns the
+// one user they find, or nil when none does. Several users, or a user whose other identifiers
+// contradict the spec, is a stall: it is not the user the spec means, and nothing may be bound
+// to it. It serves a create that Clerk refused as a duplicate, and a deletion whose object
+// never recorded the user it found.
+func (r *ClerkUserReconciler) findByAnyIdentifier(ctx context.Context, spec *clerkv1alpha1.ClerkUserSpec) (*clerk.User, error) {
+	var found *clerk.User
+	ids := identifiers(spec)
+	for _, i := range ids {
+		users, err := r.lookup(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		for k := range users {
+			u := &users[k]
+			if found != nil && found.ID != u.ID || len(users) > 1 {
+				return nil, &stallError{reason: ReasonAmbiguousUser,
+					message: fmt.Sprintf("The identifiers of this spec match several Clerk users (%s holds %s); set spec.userID to the one to manage.", u.ID, i.describe())}
+			}
+			for _, other := range ids {
+				if other.contradicts(u) {
+					return nil, &stallError{reason: ReasonConflict,
+						message: fmt.Sprintf("Clerk user %s holds %s but another %s; it is not the user this spec declares. Change the spec, or the user in Clerk.", u.ID, i.describe(), other.field)}
+				}
+			}
+			found = u
+		}
+	}
+	return found, nil
+}
+
+// conflict returns a stall error when another, older ClerkUser manages the Clerk user id. Only
+// Manage objects take part: an Observe object never blocks one, and is never blocked. The older
+// object keeps the user (ties go to the lower namespace/name), also while it is being deleted
+// with a Ban or Delete still to do. Objects are found through the status.userID field index,
+// never by listing everything.
 func (r *ClerkUserReconciler) conflict(ctx context.Context, obj *clerkv1alpha1.ClerkUser, id string) error {
+	if !manages(obj) {
+		return nil
+	}
 	var list clerkv1alpha1.ClerkUserList
 	if err := r.List(ctx, &list, client.MatchingFields{userIDIndex: id}); err != nil {
 		return fmt.Errorf("list ClerkUsers bound to %s: %w", id, err)
 	}
 	for i := range list.Items {
 		other := &list.Items[i]
-		if other.UID == obj.UID || !other.DeletionTimestamp.IsZero() {
+		if other.UID == obj.UID || !manages(other) || !olderThan(other, obj) {
 			continue
 		}
-		if olderThan(other, obj) {
+		if other.DeletionTimestamp.IsZero() {
 			return &stallError{reason: ReasonConflict,
 				message: fmt.Sprintf("Clerk user %s is already managed by ClerkUser %s/%s; this object writes nothing. Delete one of them or point this one at another user.", id, other.Namespace, other.Name)}
 		}
+		if controllerutil.ContainsFinalizer(other, clerkv1alpha1.Finalizer) {
+			return &stallError{reason: ReasonConflict,
+				message: fmt.Sprintf("Clerk user %s is managed by ClerkUser %s/%s, which is being deleted with deletionPolicy %s; this object writes nothing until that is done.", id, other.Namespace, other.Name, other.Spec.DeletionPolicy)}
+		}
 	}
 	return nil
+}
+
+// manages reports whether obj writes to Clerk (managementPolicy Manage).
+func manages(obj *clerkv1alpha1.ClerkUser) bool {
+	return obj.Spec.ManagementPolicy != clerkv1alpha1.ManagementPolicyObserve
 }
 
 // olderThan orders ClerkUsers by creation time, then namespace/name.

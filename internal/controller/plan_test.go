@@ -23,11 +23,13 @@ import (
 // ptJSON is a declared metadata object as the API server hands it to the reconciler.
 func ptJSON(raw string) *apiextensionsv1.JSON { return &apiextensionsv1.JSON{Raw: []byte(raw)} }
 
-// ptObj decodes a JSON object the way the Clerk client does (numbers as float64).
+// ptObj decodes a JSON object the way the Clerk client does (numbers as json.Number, exact).
 func ptObj(t *testing.T, raw string) map[string]any {
 	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
 	var m map[string]any
-	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+	if err := dec.Decode(&m); err != nil {
 		t.Fatalf("bad test JSON %s: %v", raw, err)
 	}
 	return m
@@ -1193,4 +1195,501 @@ func TestPlanNoMetadataValuesInChanges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ptBigNumber is a JSON number of n digits: exact text in, exact size counted, and no float64
+// can hold it (above about 309 digits it is out of float64's range).
+func ptBigNumber(n int) string { return "9" + strings.Repeat("8", n-1) }
+
+// TestPlanMetadataExactNumbers: metadata numbers are compared by exact value (never through
+// float64) and written in the declared text, with both policies, nested in objects and arrays.
+// Each case also applies the step (an independent RFC 7386 merge, or a PUT) and plans again:
+// the declared text must be what Clerk then holds, and nothing is left to do.
+func TestPlanMetadataExactNumbers(t *testing.T) {
+	const (
+		big    = `1098765432109876543`
+		bigOff = `1098765432109876544` // the same float64 as big
+	)
+	tests := []struct {
+		name     string
+		policy   clerkv1alpha1.MetadataPolicy
+		declared string // spec.publicMetadata
+		clerk    string // Clerk's public_metadata
+		want     string // the metadata step's public_metadata; "" means no step
+	}{
+		{name: "64-bit integer equal: no write", declared: `{"id":` + big + `}`, clerk: `{"id":` + big + `}`},
+		{name: "64-bit integer off by one: write the declared text",
+			declared: `{"id":` + big + `}`, clerk: `{"id":` + bigOff + `,"app":1}`, want: `{"id":` + big + `}`},
+		{name: "0.1 equal: no write", declared: `{"d":0.1}`, clerk: `{"d":0.1}`},
+		{name: "-0.1 equal: no write", declared: `{"d":-0.1}`, clerk: `{"d":-0.1}`},
+		{name: "0.1 against a decimal with the same float64: write",
+			declared: `{"d":0.1}`, clerk: `{"d":0.10000000000000001}`, want: `{"d":0.1}`},
+		{name: "-0.1 against 0.1: write", declared: `{"d":-0.1}`, clerk: `{"d":0.1}`, want: `{"d":-0.1}`},
+		{name: "same value in another notation: no write",
+			declared: `{"a":1.0,"b":1e2,"c":-0,"d":0.5e1,"e":12.50,"f":1E-1}`,
+			clerk:    `{"a":1,"b":100,"c":0,"d":5,"e":12.5,"f":0.1}`},
+		{name: "out of float64's range, equal: no write", declared: `{"h":1e400}`, clerk: `{"h":10e399}`},
+		{name: "out of float64's range, differs: write", declared: `{"h":1e400}`, clerk: `{"h":1e401}`, want: `{"h":1e400}`},
+		{name: "nested in objects: only the differing member, exact",
+			declared: `{"a":{"b":{"n":` + big + `,"d":0.1,"keep":"x"}}}`,
+			clerk:    `{"a":{"b":{"n":` + bigOff + `,"d":0.1,"keep":"x"}}}`,
+			want:     `{"a":{"b":{"n":` + big + `}}}`},
+		{name: "nested in arrays: the array is written whole, exact",
+			declared: `{"l":[` + big + `,{"d":-0.1},[0.1]]}`,
+			clerk:    `{"l":[` + bigOff + `,{"d":-0.1},[0.1]]}`,
+			want:     `{"l":[` + big + `,{"d":-0.1},[0.1]]}`},
+		{name: "nested in arrays, same values in another notation: no write",
+			declared: `{"l":[1.0,{"d":1e2}],"o":{"x":[` + big + `]}}`,
+			clerk:    `{"l":[1,{"d":100}],"o":{"x":[` + big + `]}}`},
+		{name: "Replace: 64-bit integer equal: no write", policy: clerkv1alpha1.MetadataPolicyReplace,
+			declared: `{"id":` + big + `,"d":0.1}`, clerk: `{"d":0.1,"id":` + big + `}`},
+		{name: "Replace: 64-bit integer off by one: PUT the declared object exactly", policy: clerkv1alpha1.MetadataPolicyReplace,
+			declared: `{"id":` + big + `,"d":0.1}`, clerk: `{"id":` + bigOff + `,"d":0.1}`, want: `{"id":` + big + `,"d":0.1}`},
+		{name: "Replace: same value in another notation: no write", policy: clerkv1alpha1.MetadataPolicyReplace,
+			declared: `{"n":{"a":[1.0,1e2]}}`, clerk: `{"n":{"a":[1,100]}}`},
+		{name: "Replace: nested decimal differs: PUT", policy: clerkv1alpha1.MetadataPolicyReplace,
+			declared: `{"n":{"a":[0.1]}}`, clerk: `{"n":{"a":[0.10000000000000001]}}`, want: `{"n":{"a":[0.1]}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := clerkv1alpha1.ClerkUserSpec{MetadataPolicy: tt.policy, PublicMetadata: ptJSON(tt.declared)}
+			user := ptUser(func(u *clerk.User) { u.PublicMetadata = ptObj(t, tt.clerk) })
+			got := mustPlan(t, spec, clerkv1alpha1.ClerkUserStatus{}, user)
+			var wantSteps []Step
+			if tt.want != "" {
+				s := Step{Kind: StepMetadata, ReplaceMetadata: tt.policy == clerkv1alpha1.MetadataPolicyReplace,
+					Metadata: clerk.MetadataParams{PublicMetadata: ptObj(t, tt.want)}}
+				if s.ReplaceMetadata {
+					s.Changes = []string{"publicMetadata"}
+				} else {
+					s.Changes = []string{"publicMetadata." + sortedKeys(s.Metadata.PublicMetadata)[0]}
+				}
+				wantSteps = []Step{s}
+			}
+			// json.Number compares as text: the step must carry the declared text exactly.
+			if diff := cmp.Diff(wantSteps, got.Steps, ptFieldCmp); diff != "" {
+				t.Fatalf("plan().Steps mismatch (-want +got):\n%s", diff)
+			}
+			if len(got.Steps) == 0 {
+				return
+			}
+			// The request body holds the declared numbers verbatim (keys in json.Marshal's order).
+			wantBody, _ := json.Marshal(ptObj(t, tt.want))
+			if b, err := json.Marshal(got.Steps[0].Metadata); err != nil || !strings.Contains(string(b), string(wantBody)) {
+				t.Errorf("request body %s (err %v), want it to hold %s", b, err, wantBody)
+			}
+			after := applyMetadataStep(t, user, got.Steps[0])
+			for k, v := range ptObj(t, tt.declared) {
+				if diff := cmp.Diff(v, after.PublicMetadata[k]); diff != "" {
+					t.Errorf("publicMetadata.%s after the write is not the declared text (-want +got):\n%s", k, diff)
+				}
+			}
+			if again := mustPlan(t, spec, clerkv1alpha1.ClerkUserStatus{OwnedMetadataKeys: got.OwnedMetadataKeys}, after); len(again.Steps) != 0 {
+				t.Errorf("plan() after the write still has steps %+v", again.Steps)
+			}
+		})
+	}
+}
+
+// TestPlanJSONEqual covers the comparison behind every metadata decision.
+func TestPlanJSONEqual(t *testing.T) {
+	num := func(s string) json.Number { return json.Number(s) }
+	tests := []struct {
+		name string
+		a, b any
+		want bool
+	}{
+		{"equal 64-bit integers", num("1098765432109876543"), num("1098765432109876543"), true},
+		{"64-bit integers one apart", num("1098765432109876543"), num("1098765432109876544"), false},
+		{"1.0 and 1", num("1.0"), num("1"), true},
+		{"1e2 and 100", num("1e2"), num("100"), true},
+		{"1E+2 and 100.00", num("1E+2"), num("100.00"), true},
+		{"0.1 and 1e-1", num("0.1"), num("1e-1"), true},
+		{"0.1 and 0.10000000000000001", num("0.1"), num("0.10000000000000001"), false},
+		{"-0.1 and 0.1", num("-0.1"), num("0.1"), false},
+		{"-0 and 0.0", num("-0"), num("0.0"), true},
+		{"0 and 0e999999999999999999999", num("0"), num("0e999999999999999999999"), true},
+		{"1e999999999999999999999 and 10e999999999999999999998", num("1e999999999999999999999"), num("10e999999999999999999998"), true},
+		{"1e400 and 1e401", num("1e400"), num("1e401"), false},
+		{"json.Number and float64", num("1.5"), 1.5, true},
+		{"json.Number and int", num("3"), 3, true},
+		{"json.Number and the float64 that rounds it", num("1098765432109876543"), float64(1098765432109876543), false},
+		{"number and string", num("1"), "1", false},
+		{"number and null", num("0"), nil, false},
+		{"null and nil map", nil, map[string]any(nil), false},
+		{"nil map and empty object", map[string]any(nil), map[string]any{}, true},
+		{"objects, member order irrelevant", map[string]any{"a": num("1"), "b": []any{num("2.0")}}, map[string]any{"b": []any{num("2")}, "a": num("1.00")}, true},
+		{"object with a member more", map[string]any{"a": nil}, map[string]any{}, false},
+		{"arrays, order matters", []any{num("1"), num("2")}, []any{num("2"), num("1")}, false},
+		{"typed slice and array", []string{"x"}, []any{"x"}, true},
+		{"typed map and object", map[string]int{"n": 1}, map[string]any{"n": num("1.0")}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := jsonEqual(tt.a, tt.b); got != tt.want {
+				t.Errorf("jsonEqual(%#v, %#v) = %v, want %v", tt.a, tt.b, got, tt.want)
+			}
+			if got := jsonEqual(tt.b, tt.a); got != tt.want {
+				t.Errorf("jsonEqual(%#v, %#v) = %v, want %v (not symmetric)", tt.b, tt.a, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPlanCanonicalNumber pins the canonical form that numbers are compared by.
+func TestPlanCanonicalNumber(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"0", "0"}, {"-0", "0"}, {"0.000", "0"}, {"0e-5", "0"},
+		{"1", "1e0"}, {"1.0", "1e0"}, {"10", "1e1"}, {"100", "1e2"}, {"1e2", "1e2"}, {"1E+2", "1e2"},
+		{"0.1", "1e-1"}, {"-0.1", "-1e-1"}, {"0.0012", "12e-4"}, {"12.50", "125e-1"},
+		{"1098765432109876543", "1098765432109876543e0"}, {"1098765432109876500", "10987654321098765e2"},
+		{"1e400", "1e400"}, {"-2.5E-400", "-25e-401"},
+		{"1e99999999999999999999", "1e99999999999999999999"},
+		// Not JSON numbers: returned as they are.
+		{"", ""}, {"abc", "abc"}, {"1e", "1e"}, {"1.", "1."}, {".5", ".5"}, {"1e+-2", "1e+-2"}, {"--1", "--1"}, {"NaN", "NaN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := canonicalNumber(tt.in); got != tt.want {
+				t.Errorf("canonicalNumber(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPlanMergePatchExact checks exactPatch and applyMergePatch, which replace
+// gopkg.in/evanphx/json-patch.v4 (whose CreateMergePatch compares numbers as float64), on
+// values holding numbers no float64 keeps.
+func TestPlanMergePatchExact(t *testing.T) {
+	tests := []struct {
+		name             string
+		have, want       string // objects
+		patch, afterward string
+	}{
+		{name: "member differs by one unit in the 19th digit",
+			have: `{"n":1098765432109876544,"d":0.1}`, want: `{"n":1098765432109876543,"d":0.1}`,
+			patch: `{"n":1098765432109876543}`, afterward: `{"n":1098765432109876543,"d":0.1}`},
+		{name: "nested: removed members as null, kept members untouched",
+			have:  `{"a":{"x":1e400,"y":-0.1,"z":{"q":1098765432109876544}}}`,
+			want:  `{"a":{"y":-0.1,"z":{"q":1098765432109876543}}}`,
+			patch: `{"a":{"x":null,"z":{"q":1098765432109876543}}}`, afterward: `{"a":{"y":-0.1,"z":{"q":1098765432109876543}}}`},
+		{name: "array replaced whole",
+			have: `{"l":[1,2,{"a":0.1}]}`, want: `{"l":[1,2,{"a":0.10000000000000001}]}`,
+			patch: `{"l":[1,2,{"a":0.10000000000000001}]}`, afterward: `{"l":[1,2,{"a":0.10000000000000001}]}`},
+		{name: "same values in other notations: empty patch",
+			have: `{"a":{"b":1.0,"c":[1e2]}}`, want: `{"a":{"b":1,"c":[100]}}`,
+			patch: `{}`, afterward: `{"a":{"b":1.0,"c":[1e2]}}`},
+		{name: "scalar to object",
+			have: `{"a":0.1}`, want: `{"a":{"b":1098765432109876543}}`,
+			patch: `{"a":{"b":1098765432109876543}}`, afterward: `{"a":{"b":1098765432109876543}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			have := ptObj(t, tt.have)
+			haveBefore, _ := json.Marshal(have)
+			patch, _ := exactPatch(have, ptObj(t, tt.want)).(map[string]any)
+			if diff := cmp.Diff(ptObj(t, tt.patch), patch); diff != "" {
+				t.Errorf("exactPatch() mismatch (-want +got):\n%s", diff)
+			}
+			got := applyMergePatch(have, patch)
+			if diff := cmp.Diff(ptObj(t, tt.afterward), nonNil(got)); diff != "" {
+				t.Errorf("applyMergePatch() mismatch (-want +got):\n%s", diff)
+			}
+			if b, _ := json.Marshal(have); string(b) != string(haveBefore) {
+				t.Errorf("applyMergePatch() modified its argument: %s, was %s", b, haveBefore)
+			}
+			// The RFC 7386 implementation of json-patch v4 (which keeps number text) agrees.
+			pb, _ := json.Marshal(patch)
+			ref, err := jsonpatch.MergePatch([]byte(tt.have), pb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(ptObj(t, string(ref)), nonNil(got)); diff != "" {
+				t.Errorf("applyMergePatch() differs from jsonpatch.MergePatch (-jsonpatch +ours):\n%s", diff)
+			}
+		})
+	}
+	t.Run("RFC 7386 examples", func(t *testing.T) {
+		for _, c := range []struct{ target, patch, want string }{
+			{`{"a":"b"}`, `{"a":"c"}`, `{"a":"c"}`},
+			{`{"a":"b"}`, `{"b":"c"}`, `{"a":"b","b":"c"}`},
+			{`{"a":"b"}`, `{"a":null}`, `{}`},
+			{`{"a":"b","b":"c"}`, `{"a":null}`, `{"b":"c"}`},
+			{`{"a":["b"]}`, `{"a":"c"}`, `{"a":"c"}`},
+			{`{"a":"c"}`, `{"a":["b"]}`, `{"a":["b"]}`},
+			{`{"a":{"b":"c"}}`, `{"a":{"b":"d","c":null}}`, `{"a":{"b":"d"}}`},
+			{`{"a":[{"b":"c"}]}`, `{"a":[1]}`, `{"a":[1]}`},
+			{`{"e":null}`, `{"a":1}`, `{"e":null,"a":1}`},
+			{`{}`, `{"a":{"bb":{"ccc":null}}}`, `{"a":{"bb":{}}}`},
+		} {
+			if diff := cmp.Diff(ptObj(t, c.want), applyMergePatch(ptObj(t, c.target), ptObj(t, c.patch))); diff != "" {
+				t.Errorf("merge %s into %s (-want +got):\n%s", c.patch, c.target, diff)
+			}
+		}
+	})
+}
+
+// TestPlanMetadataSizeExact: the 8 KB limit is computed on the exact encoding, numbers in their
+// declared text (a number of thousands of digits, which no float64 holds, counts every digit).
+func TestPlanMetadataSizeExact(t *testing.T) {
+	// {"n":N} with private and unsafe metadata counted as {} each: 6 + len(N) + 4 bytes.
+	atLimit := ptBigNumber(MaxMetadataBytes - 10)
+	for _, policy := range []clerkv1alpha1.MetadataPolicy{clerkv1alpha1.MetadataPolicyMerge, clerkv1alpha1.MetadataPolicyReplace} {
+		t.Run(string(policy)+": exactly at the limit", func(t *testing.T) {
+			spec := clerkv1alpha1.ClerkUserSpec{MetadataPolicy: policy, PublicMetadata: ptJSON(`{"n":` + atLimit + `}`)}
+			got := mustPlan(t, spec, clerkv1alpha1.ClerkUserStatus{}, ptUser())
+			if diff := cmp.Diff([]StepKind{StepMetadata}, ptKinds(got)); diff != "" {
+				t.Fatalf("step kinds mismatch (-want +got):\n%s", diff)
+			}
+			if n, _ := got.Steps[0].Metadata.PublicMetadata["n"].(json.Number); string(n) != atLimit {
+				t.Errorf("the step carries %d characters for n, want the declared %d digits", len(n), len(atLimit))
+			}
+		})
+		t.Run(string(policy)+": one byte over", func(t *testing.T) {
+			spec := clerkv1alpha1.ClerkUserSpec{MetadataPolicy: policy, PublicMetadata: ptJSON(`{"n":` + atLimit + `1}`)}
+			_, err := plan(&spec, &clerkv1alpha1.ClerkUserStatus{}, ptUser())
+			var invalid *InvalidSpecError
+			if !errors.As(err, &invalid) {
+				t.Fatalf("plan() error = %v, want *InvalidSpecError", err)
+			}
+			if want := fmt.Sprintf("take %d bytes", MaxMetadataBytes+1); !strings.Contains(invalid.Reason, want) || invalid.Field != "spec.publicMetadata" {
+				t.Errorf("InvalidSpecError = %v, want spec.publicMetadata and %q", invalid, want)
+			}
+		})
+	}
+}
+
+func ptCreateSpec(mutate func(s *clerkv1alpha1.ClerkUserSpec)) clerkv1alpha1.ClerkUserSpec {
+	s := clerkv1alpha1.ClerkUserSpec{CreationPolicy: clerkv1alpha1.CreationPolicyAdoptOrCreate}
+	mutate(&s)
+	return s
+}
+
+// TestCreateParams covers the POST /users body built from a spec.
+func TestCreateParams(t *testing.T) {
+	tests := []struct {
+		name string
+		spec clerkv1alpha1.ClerkUserSpec
+		want clerk.CreateUserParams
+	}{
+		{name: "identifiers and profile",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) {
+				s.ExternalID, s.EmailAddress, s.Username = "emp-1042", "alice@example.com", "alice"
+				s.FirstName, s.LastName = new("Alice"), new("Liddell")
+			}),
+			want: clerk.CreateUserParams{ExternalID: new("emp-1042"), EmailAddresses: []string{"alice@example.com"},
+				Username: new("alice"), FirstName: new("Alice"), LastName: new("Liddell"), SkipPasswordRequirement: true}},
+		{name: "only an email: nothing else sent",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) { s.EmailAddress = "a@example.com" }),
+			want: clerk.CreateUserParams{EmailAddresses: []string{"a@example.com"}, SkipPasswordRequirement: true}},
+		{name: "empty first and last name are not sent",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) {
+				s.Username, s.FirstName, s.LastName = "alice", new(""), new("")
+			}),
+			want: clerk.CreateUserParams{Username: new("alice"), SkipPasswordRequirement: true}},
+		{name: "metadata: declared objects sent, undeclared left out, {} sent as {}",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) {
+				s.Username = "alice"
+				s.PublicMetadata, s.UnsafeMetadata = ptJSON(`{"role":"admin","teams":["billing"]}`), ptJSON(`{}`)
+			}),
+			want: clerk.CreateUserParams{Username: new("alice"), SkipPasswordRequirement: true,
+				PublicMetadata: map[string]any{"role": "admin", "teams": []any{"billing"}}, UnsafeMetadata: map[string]any{}}},
+		{name: "metadata numbers keep their exact text",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) {
+				s.Username = "alice"
+				s.PrivateMetadata = ptJSON(`{"id":1098765432109876543,"d":0.1,"neg":-0.1,"h":1e400,"n":{"l":[1.0,1098765432109876543]}}`)
+			}),
+			want: clerk.CreateUserParams{Username: new("alice"), SkipPasswordRequirement: true,
+				PrivateMetadata: map[string]any{"id": json.Number("1098765432109876543"), "d": json.Number("0.1"),
+					"neg": json.Number("-0.1"), "h": json.Number("1e400"),
+					"n": map[string]any{"l": []any{json.Number("1.0"), json.Number("1098765432109876543")}}}}},
+		{name: "Merge: top-level and nested nulls dropped, nulls in arrays kept",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) {
+				s.Username = "alice"
+				s.PublicMetadata = ptJSON(`{"gone":null,"prefs":{"theme":"dark","beta":null,"deep":{"x":null}},"l":[null,{"a":null}]}`)
+			}),
+			want: clerk.CreateUserParams{Username: new("alice"), SkipPasswordRequirement: true,
+				PublicMetadata: map[string]any{"prefs": map[string]any{"theme": "dark", "deep": map[string]any{}},
+					"l": []any{nil, map[string]any{"a": nil}}}}},
+		{name: "Merge: only nulls declared: {} sent",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) {
+				s.Username, s.MetadataPolicy = "alice", clerkv1alpha1.MetadataPolicyMerge
+				s.PublicMetadata = ptJSON(`{"gone":null}`)
+			}),
+			want: clerk.CreateUserParams{Username: new("alice"), SkipPasswordRequirement: true, PublicMetadata: map[string]any{}}},
+		{name: "Replace: the declared object exactly, nulls included, as its PUT would send it",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) {
+				s.Username, s.MetadataPolicy = "alice", clerkv1alpha1.MetadataPolicyReplace
+				s.PublicMetadata = ptJSON(`{"gone":null,"prefs":{"beta":null}}`)
+			}),
+			want: clerk.CreateUserParams{Username: new("alice"), SkipPasswordRequirement: true,
+				PublicMetadata: map[string]any{"gone": nil, "prefs": map[string]any{"beta": nil}}}},
+		{name: "metadata declared as JSON null: {}",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) { s.Username, s.PublicMetadata = "alice", ptJSON(`null`) }),
+			want: clerk.CreateUserParams{Username: new("alice"), SkipPasswordRequirement: true, PublicMetadata: map[string]any{}}},
+		{name: "Merge: dropped nulls do not count against the 8 KB limit",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) {
+				// {"blob":"…","g":{}} plus {} and {}: exactly 8192 bytes once the nulls are dropped.
+				s.Username = "alice"
+				s.PublicMetadata = ptJSON(`{"blob":"` + strings.Repeat("x", MaxMetadataBytes-22) + `","gone":null,"g":{"x":null}}`)
+			}),
+			want: clerk.CreateUserParams{Username: new("alice"), SkipPasswordRequirement: true,
+				PublicMetadata: map[string]any{"blob": strings.Repeat("x", MaxMetadataBytes-22), "g": map[string]any{}}}},
+		{name: "metadata exactly at the 8 KB limit",
+			spec: ptCreateSpec(func(s *clerkv1alpha1.ClerkUserSpec) {
+				s.Username, s.PublicMetadata = "alice", ptJSON(`{"n":`+ptBigNumber(MaxMetadataBytes-10)+`}`)
+			}),
+			want: clerk.CreateUserParams{Username: new("alice"), SkipPasswordRequirement: true,
+				PublicMetadata: map[string]any{"n": json.Number(ptBigNumber(MaxMetadataBytes - 10))}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := *tt.spec.DeepCopy()
+			got, err := createParams(&spec)
+			if err != nil {
+				t.Fatalf("createParams() error = %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("createParams() mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.spec, spec); diff != "" {
+				t.Errorf("createParams() modified the spec (-before +after):\n%s", diff)
+			}
+			// The params do not alias the spec.
+			for _, p := range []*string{got.ExternalID, got.Username, got.FirstName, got.LastName} {
+				if p != nil {
+					*p = "changed"
+				}
+			}
+			if diff := cmp.Diff(tt.spec, spec); diff != "" {
+				t.Errorf("changing the params changed the spec (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCreateParamsInvalidSpec: bad metadata and metadata over Clerk's limit are InvalidSpec
+// errors naming the fields, as plan reports them, and never carry the values.
+func TestCreateParamsInvalidSpec(t *testing.T) {
+	big := func(n int) string { return strings.Repeat("x", n) }
+	tests := []struct {
+		name      string
+		spec      clerkv1alpha1.ClerkUserSpec
+		wantField string
+		wantIn    string
+	}{
+		{name: "publicMetadata is an array", spec: clerkv1alpha1.ClerkUserSpec{PublicMetadata: ptJSON(`[1,2]`)},
+			wantField: "spec.publicMetadata", wantIn: "must be a JSON object, not an array"},
+		{name: "privateMetadata is a string", spec: clerkv1alpha1.ClerkUserSpec{PrivateMetadata: ptJSON(`"x"`)},
+			wantField: "spec.privateMetadata", wantIn: "must be a JSON object, not a string"},
+		{name: "unsafeMetadata is a number", spec: clerkv1alpha1.ClerkUserSpec{UnsafeMetadata: ptJSON(`42`)},
+			wantField: "spec.unsafeMetadata", wantIn: "must be a JSON object, not a number"},
+		{name: "unsafeMetadata is a boolean", spec: clerkv1alpha1.ClerkUserSpec{UnsafeMetadata: ptJSON(`true`)},
+			wantField: "spec.unsafeMetadata", wantIn: "must be a JSON object, not a boolean"},
+		{name: "not JSON", spec: clerkv1alpha1.ClerkUserSpec{PublicMetadata: ptJSON(`{`)},
+			wantField: "spec.publicMetadata", wantIn: "not valid JSON"},
+		{name: "trailing data", spec: clerkv1alpha1.ClerkUserSpec{PrivateMetadata: ptJSON(`{} {}`)},
+			wantField: "spec.privateMetadata", wantIn: "not valid JSON"},
+		{name: "the second object is the bad one", spec: clerkv1alpha1.ClerkUserSpec{PublicMetadata: ptJSON(`{}`), PrivateMetadata: ptJSON(`[]`)},
+			wantField: "spec.privateMetadata", wantIn: "JSON object"},
+		{name: "one object over 8 KB", spec: clerkv1alpha1.ClerkUserSpec{PublicMetadata: ptJSON(`{"blob":"` + big(9000) + `"}`)},
+			wantField: "spec.publicMetadata", wantIn: "over Clerk's limit of 8192"},
+		{name: "three objects together over 8 KB", spec: clerkv1alpha1.ClerkUserSpec{
+			PublicMetadata:  ptJSON(`{"a":"` + big(3000) + `"}`),
+			PrivateMetadata: ptJSON(`{"b":"` + big(3000) + `"}`),
+			UnsafeMetadata:  ptJSON(`{"c":"` + big(3000) + `"}`)},
+			wantField: "spec.publicMetadata, spec.privateMetadata, spec.unsafeMetadata", wantIn: "9024 bytes"},
+		{name: "one byte over, counted on the exact number text",
+			spec:      clerkv1alpha1.ClerkUserSpec{UnsafeMetadata: ptJSON(`{"n":` + ptBigNumber(MaxMetadataBytes-9) + `}`)},
+			wantField: "spec.unsafeMetadata", wantIn: "8193 bytes"},
+		{name: "Replace: null members count (the Merge twin of this spec is at the limit)",
+			spec: clerkv1alpha1.ClerkUserSpec{MetadataPolicy: clerkv1alpha1.MetadataPolicyReplace,
+				PublicMetadata: ptJSON(`{"blob":"` + big(MaxMetadataBytes-22) + `","gone":null,"g":{"x":null}}`)},
+			wantField: "spec.publicMetadata", wantIn: "8212 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.spec.Username, tt.spec.CreationPolicy = "alice", clerkv1alpha1.CreationPolicyAdoptOrCreate
+			got, err := createParams(&tt.spec)
+			var invalid *InvalidSpecError
+			if !errors.As(err, &invalid) {
+				t.Fatalf("createParams() error = %v (%T), want *InvalidSpecError", err, err)
+			}
+			if invalid.Field != tt.wantField {
+				t.Errorf("InvalidSpecError.Field = %q, want %q", invalid.Field, tt.wantField)
+			}
+			if !strings.Contains(invalid.Reason, tt.wantIn) {
+				t.Errorf("InvalidSpecError.Reason = %q, want it to contain %q", invalid.Reason, tt.wantIn)
+			}
+			if strings.Contains(invalid.Reason, big(100)) || strings.Contains(invalid.Reason, "9888") {
+				t.Errorf("InvalidSpecError.Reason contains a metadata value: %q", invalid.Reason)
+			}
+			if diff := cmp.Diff(clerk.CreateUserParams{}, got); diff != "" {
+				t.Errorf("createParams() with an error returned params (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCreateParamsAgreeWithPlan: a user created from createParams (its metadata as Clerk
+// stores it on create, through an exact JSON round trip) is in sync with the spec: plan finds
+// no metadata to write, so creating never costs a second metadata call. And what plan rejects
+// as too large, createParams rejects too.
+func TestCreateParamsAgreeWithPlan(t *testing.T) {
+	specs := map[string]clerkv1alpha1.ClerkUserSpec{
+		"Merge with nulls and exact numbers": {PublicMetadata: ptJSON(`{"gone":null,"prefs":{"theme":"dark","beta":null},"id":1098765432109876543}`),
+			PrivateMetadata: ptJSON(`{"d":0.1,"l":[-0.1,null,1e400]}`), UnsafeMetadata: ptJSON(`{}`)},
+		"Replace with nulls and exact numbers": {MetadataPolicy: clerkv1alpha1.MetadataPolicyReplace,
+			PublicMetadata: ptJSON(`{"gone":null,"prefs":{"beta":null},"id":1098765432109876543}`), PrivateMetadata: ptJSON(`{"d":0.1}`)},
+		"Merge, declared null objects": {PublicMetadata: ptJSON(`null`), PrivateMetadata: ptJSON(`{"x":null}`)},
+	}
+	for name, spec := range specs {
+		t.Run(name, func(t *testing.T) {
+			spec.Username, spec.CreationPolicy = "alice", clerkv1alpha1.CreationPolicyAdoptOrCreate
+			p, err := createParams(&spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(body), `"skip_password_requirement":true`) {
+				t.Errorf("body %s does not skip the password requirement", body)
+			}
+			// Clerk stores each object sent, and {} for one not sent.
+			var sent struct {
+				Public  json.RawMessage `json:"public_metadata"`
+				Private json.RawMessage `json:"private_metadata"`
+				Unsafe  json.RawMessage `json:"unsafe_metadata"`
+			}
+			if err := json.Unmarshal(body, &sent); err != nil {
+				t.Fatal(err)
+			}
+			stored := func(raw json.RawMessage) map[string]any {
+				if raw == nil {
+					return map[string]any{}
+				}
+				return ptObj(t, string(raw))
+			}
+			user := ptUser(func(u *clerk.User) {
+				u.Username = new("alice")
+				u.PublicMetadata, u.PrivateMetadata, u.UnsafeMetadata = stored(sent.Public), stored(sent.Private), stored(sent.Unsafe)
+			})
+			got := mustPlan(t, spec, clerkv1alpha1.ClerkUserStatus{}, user)
+			if len(got.Steps) != 0 {
+				t.Errorf("plan() of the created user has steps %+v, want none", got.Steps)
+			}
+		})
+	}
+	t.Run("same size verdict as plan", func(t *testing.T) {
+		for _, n := range []int{MaxMetadataBytes - 10, MaxMetadataBytes - 9} {
+			spec := clerkv1alpha1.ClerkUserSpec{Username: "alice", PrivateMetadata: ptJSON(`{"n":` + ptBigNumber(n) + `}`)}
+			_, perr := plan(&spec, &clerkv1alpha1.ClerkUserStatus{}, ptUser())
+			_, cerr := createParams(&spec)
+			if fmt.Sprint(perr) != fmt.Sprint(cerr) {
+				t.Errorf("number of %d digits: plan() error = %v, createParams() error = %v", n, perr, cerr)
+			}
+		}
+	})
 }

@@ -109,3 +109,53 @@ func millisToTime(ms *int64) *metav1.Time {
 	t := metav1.NewTime(time.UnixMilli(*ms).UTC())
 	return &t
 }
+
+// nextStatus is the status after a reconcile of generation gen that ended with outcome o. It is
+// pure: everything it records comes from st, what the reconcile found and did (res), and now.
+//   - userID, observed and lastSyncTime follow the user read or written (a Conflict loser
+//     releases the user it had bound);
+//   - pendingChanges are the plan's steps that did not land;
+//   - ownedMetadataKeys and lastMFAResetToken change only with Manage, and only once their step
+//     landed or was not needed (a reset token also clears the reset marked under way);
+//   - observedGeneration advances when the outcome is final for gen.
+func nextStatus(st clerkv1alpha1.ClerkUserStatus, gen int64, manage bool, res syncResult, o outcome, now time.Time) clerkv1alpha1.ClerkUserStatus {
+	st = *st.DeepCopy()
+	if res.user != nil {
+		if o.reason != ReasonConflict {
+			st.UserID = res.user.ID
+		} else if st.UserID == res.user.ID {
+			st.UserID = ""
+		}
+		st.Observed = observedUser(res.user)
+		t := metav1.NewTime(now)
+		st.LastSyncTime = &t
+	}
+	if res.planned {
+		st.PendingChanges = res.plan.PendingChanges(res.done)
+		if manage && stepLanded(res, StepMetadata) {
+			st.OwnedMetadataKeys = res.plan.OwnedMetadataKeys
+		}
+		if manage && res.plan.MFAResetToken != "" && stepLanded(res, StepDisableMFA) {
+			st.LastMFAResetToken = res.plan.MFAResetToken
+			st.PendingMFAReset = nil
+		}
+	}
+	if o.final() {
+		st.ObservedGeneration = gen
+	}
+	setConditions(&st.Conditions, gen, o, now)
+	return st
+}
+
+// stepLanded reports whether the plan's step of kind k landed, or was planned and not needed.
+func stepLanded(res syncResult, k StepKind) bool {
+	if !res.planned {
+		return false
+	}
+	for i, s := range res.plan.Steps {
+		if s.Kind == k {
+			return i < res.done
+		}
+	}
+	return true
+}

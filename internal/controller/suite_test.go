@@ -36,6 +36,7 @@ import (
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
 	"github.com/kubeclerk/kubeclerk/internal/clerk/clerkfake"
+	"github.com/kubeclerk/kubeclerk/internal/observe"
 )
 
 // The envtest control plane is started once, by the first test that needs it, and stopped by
@@ -104,7 +105,7 @@ type harness struct {
 }
 
 type harnessOptions struct {
-	perObject  bool // GetObserver instead of the default BatchObserver
+	perObject  bool // observe.PerObject instead of the default observe.Batch
 	syncPeriod time.Duration
 	fake       clerkfake.Options
 	wrap       func(http.Handler) http.Handler
@@ -166,9 +167,9 @@ func (h *harness) start() {
 	})
 	h.g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
-	var observer Observer = &BatchObserver{Clerk: h.mgrAPI, MaxAge: o.syncPeriod}
+	var observer observe.Observer = &observe.Batch{Clerk: h.mgrAPI, MaxAge: o.syncPeriod}
 	if o.perObject {
-		observer = GetObserver{Clerk: h.mgrAPI}
+		observer = observe.PerObject{Clerk: h.mgrAPI}
 	}
 	r := &ClerkUserReconciler{
 		Client:                  mgr.GetClient(),
