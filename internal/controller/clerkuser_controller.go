@@ -66,6 +66,8 @@ type ClerkUserReconciler struct {
 	Now func() time.Time
 
 	gens generations
+	// started is when SetupWithManager ran: nothing the observer holds is older.
+	started time.Time
 }
 
 // syncResult is what observe, plan and act found and did in one reconcile.
@@ -233,6 +235,7 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if r.SyncPeriod <= 0 {
 		r.SyncPeriod = DefaultSyncPeriod
 	}
+	r.started = r.now()
 	src, err := r.changedUsersSource(mgr)
 	if err != nil {
 		return err

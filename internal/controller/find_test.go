@@ -133,3 +133,28 @@ func TestDeletedObjectsLeaveNothingCached(t *testing.T) {
 		t.Errorf("forgotten (-want +got):\n%s", diff)
 	}
 }
+
+// TestCreatedSince: a Create event handled late (a busy start) is dated no later than the
+// process start for objects that existed before it, and by creation for new, unedited objects.
+func TestCreatedSince(t *testing.T) {
+	start := time.Unix(1000, 0)
+	now := start.Add(time.Minute)
+	r := &ClerkUserReconciler{started: start, Now: func() time.Time { return now }}
+	for _, tc := range []struct {
+		name    string
+		created time.Time
+		gen     int64
+		want    time.Time
+	}{
+		{"existed before the start", start.Add(-time.Hour), 3, start},
+		{"new since the start", start.Add(10 * time.Second), 1, start.Add(10 * time.Second)},
+		{"new since the start, already edited", start.Add(10 * time.Second), 2, now},
+		{"no creation time", time.Time{}, 1, start},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := r.createdSince(tc.created, tc.gen); !got.Equal(tc.want) {
+				t.Errorf("createdSince = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

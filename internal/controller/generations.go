@@ -59,7 +59,7 @@ func (g *generations) forget(uid types.UID) {
 func (r *ClerkUserReconciler) watchPredicate() predicate.Funcs {
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool {
-			r.gens.saw(e.Object.GetUID(), e.Object.GetGeneration(), r.now())
+			r.gens.saw(e.Object.GetUID(), e.Object.GetGeneration(), r.createdSince(e.Object.GetCreationTimestamp().Time, e.Object.GetGeneration()))
 			return true
 		},
 		UpdateFunc: func(e event.UpdateEvent) bool {
@@ -77,4 +77,20 @@ func (r *ClerkUserReconciler) watchPredicate() predicate.Funcs {
 			return true
 		},
 	}
+}
+
+// createdSince dates the generation a Create event brings. The event may be handled well after
+// the object appeared (the initial listing of a busy start), and dating it by then would refuse
+// reads made in between. Nothing is cached from before this process started, so an object that
+// existed then is dated by the start; a new object by its creation (the API server's clock,
+// whole seconds), as long as it was never edited; anything else by now.
+func (r *ClerkUserReconciler) createdSince(created time.Time, generation int64) time.Time {
+	now := r.now()
+	switch {
+	case !r.started.IsZero() && created.Before(r.started):
+		return r.started
+	case generation == 1 && !created.IsZero() && created.Before(now):
+		return created
+	}
+	return now
 }
