@@ -32,10 +32,13 @@ import (
 	// to ensure that exec-entrypoint and run can make use of them.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -44,6 +47,7 @@ import (
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
 	"github.com/kubeclerk/kubeclerk/internal/controller"
+	"github.com/kubeclerk/kubeclerk/internal/instance"
 	"github.com/kubeclerk/kubeclerk/internal/observe"
 	// +kubebuilder:scaffold:imports
 )
@@ -68,7 +72,7 @@ func main() {
 	var secureMetrics bool
 	var enableHTTP2 bool
 	var tlsOpts []func(*tls.Config)
-	var clerkKeyFile, clerkAPIURL string
+	var clerkKeyFile, clerkAPIURL, clusterResourceNamespace string
 	var syncPeriod, fullReadInterval time.Duration
 	var clerkRPS float64
 	var clerkBurst, maxConcurrent int
@@ -79,6 +83,9 @@ func main() {
 	flag.DurationVar(&fullReadInterval, "full-read-interval", 0,
 		"With batched observation: how often every managed user is read again (100 per call) as a safety net "+
 			"for changes the updated_at poll cannot see. 0: six sync periods.")
+	flag.StringVar(&clusterResourceNamespace, "cluster-resource-namespace", "",
+		"Where the ClerkInstances' Secrets live. Empty: the namespace the manager runs in (from its service "+
+			"account), else kubeclerk-system.")
 	flag.StringVar(&clerkKeyFile, "clerk-secret-key-file", "",
 		"File holding the Clerk instance secret key (sk_live_… or sk_test_…). "+
 			"Without it the key is read from the CLERK_SECRET_KEY environment variable.")
@@ -179,8 +186,15 @@ func main() {
 		metricsServerOptions.KeyName = metricsCertKey
 	}
 
+	if clusterResourceNamespace == "" {
+		clusterResourceNamespace = ownNamespace()
+	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 scheme,
+		Scheme: scheme,
+		// Secrets are read (and cached) only in the manager's own namespace.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Namespaces: map[string]cache.Config{clusterResourceNamespace: {}}},
+		}},
 		Metrics:                metricsServerOptions,
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         enableLeaderElection,
@@ -216,6 +230,15 @@ func main() {
 		MaxConcurrentReconciles: maxConcurrent,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "clerkuser")
+		os.Exit(1)
+	}
+	if err := (&controller.ClerkInstanceReconciler{
+		Client:      mgr.GetClient(),
+		Clients:     &instance.Clients{},
+		Namespace:   clusterResourceNamespace,
+		ProbePeriod: syncPeriod,
+	}).SetupWithManager(ctx, mgr); err != nil {
+		setupLog.Error(err, "Failed to create controller", "controller", "clerkinstance")
 		os.Exit(1)
 	}
 	// +kubebuilder:scaffold:builder
@@ -262,4 +285,17 @@ func readSecretKey(file string) (string, error) {
 // 200 ms: two calls in flight per request/s, at least 2 and at most 100.
 func defaultWorkers(perSecond float64) int {
 	return min(100, max(2, int(math.Ceil(perSecond*0.2*2))))
+}
+
+// serviceAccountNamespaceFile holds the namespace of a pod's service account.
+const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// ownNamespace is the namespace the manager runs in, else kubeclerk-system (outside a cluster).
+func ownNamespace() string {
+	if b, err := os.ReadFile(serviceAccountNamespaceFile); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return "kubeclerk-system"
 }

@@ -36,6 +36,7 @@ import (
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
 	"github.com/kubeclerk/kubeclerk/internal/clerk/clerkfake"
+	"github.com/kubeclerk/kubeclerk/internal/instance"
 	"github.com/kubeclerk/kubeclerk/internal/observe"
 )
 
@@ -102,6 +103,8 @@ type harness struct {
 	mgrAPI *clerk.Client
 	opts   harnessOptions
 	stop   func()
+	// clients are the ClerkInstances' Clerk clients, kept across manager restarts.
+	clients *instance.Clients
 }
 
 type harnessOptions struct {
@@ -180,6 +183,12 @@ func (h *harness) start() {
 		MaxConcurrentReconciles: 2,
 	}
 	h.g.Expect(r.SetupWithManager(ctx, mgr)).To(Succeed())
+	if h.clients == nil {
+		h.clients = &instance.Clients{}
+	}
+	// ClerkInstances' Secrets live in the harness namespace.
+	h.g.Expect((&ClerkInstanceReconciler{Client: mgr.GetClient(), Clients: h.clients, Namespace: h.ns,
+		ProbePeriod: o.syncPeriod}).SetupWithManager(ctx, mgr)).To(Succeed())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	var once sync.Once

@@ -25,8 +25,15 @@ var wantPrinterColumns = []apiextensionsv1.CustomResourceColumnDefinition{
 
 // TestCRD checks the CRD both as generated (the YAML file) and as the API server serves it.
 func TestCRD(t *testing.T) {
+	forEachCRDSource(t, "clerk.kubeclerk.dev_clerkusers.yaml", crdName, "cu", checkCRD)
+}
+
+// forEachCRDSource runs check on a CRD as generated (file in config/crd/bases) and as the API
+// server serves it (name), which must be Established with the short name.
+func forEachCRDSource(t *testing.T, file, name, shortName string, check func(*testing.T, *apiextensionsv1.CustomResourceDefinition)) {
+	t.Helper()
 	fromFile := func(t *testing.T) *apiextensionsv1.CustomResourceDefinition {
-		path := filepath.Join(crdDir, "clerk.kubeclerk.dev_clerkusers.yaml")
+		path := filepath.Join(crdDir, file)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatalf("read %s: %v", path, err)
@@ -39,8 +46,8 @@ func TestCRD(t *testing.T) {
 	}
 	fromServer := func(t *testing.T) *apiextensionsv1.CustomResourceDefinition {
 		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := k8sClient.Get(context.Background(), types.NamespacedName{Name: crdName}, crd); err != nil {
-			t.Fatalf("get CRD %s: %v", crdName, err)
+		if err := k8sClient.Get(context.Background(), types.NamespacedName{Name: name}, crd); err != nil {
+			t.Fatalf("get CRD %s: %v", name, err)
 		}
 		established := false
 		for _, c := range crd.Status.Conditions {
@@ -49,21 +56,19 @@ func TestCRD(t *testing.T) {
 			}
 		}
 		if !established {
-			t.Errorf("CRD %s is not Established: %+v", crdName, crd.Status.Conditions)
+			t.Errorf("CRD %s is not Established: %+v", name, crd.Status.Conditions)
 		}
-		if crd.Status.AcceptedNames.ShortNames == nil || !slices.Equal(crd.Status.AcceptedNames.ShortNames, []string{"cu"}) {
-			t.Errorf("accepted short names %v, want [cu]", crd.Status.AcceptedNames.ShortNames)
+		if !slices.Equal(crd.Status.AcceptedNames.ShortNames, []string{shortName}) {
+			t.Errorf("accepted short names %v, want [%s]", crd.Status.AcceptedNames.ShortNames, shortName)
 		}
 		return crd
 	}
-
 	for _, src := range []struct {
 		name string
 		get  func(*testing.T) *apiextensionsv1.CustomResourceDefinition
 	}{{"file", fromFile}, {"server", fromServer}} {
 		t.Run(src.name, func(t *testing.T) {
-			crd := src.get(t)
-			checkCRD(t, crd)
+			check(t, src.get(t))
 		})
 	}
 }
