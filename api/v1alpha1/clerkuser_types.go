@@ -87,11 +87,25 @@ type MFASpec struct {
 	ResetToken string `json:"resetToken,omitempty"`
 }
 
+// InstanceReference names a ClerkInstance.
+type InstanceReference struct {
+	// name of the ClerkInstance.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
 // ClerkUserSpec is the declared state of one Clerk user.
 // +kubebuilder:validation:XValidation:rule="has(self.userID) || has(self.externalID) || has(self.emailAddress) || has(self.username)",message="set at least one of spec.userID, spec.externalID, spec.emailAddress or spec.username to identify the Clerk user"
 // +kubebuilder:validation:XValidation:rule="!has(self.creationPolicy) || self.creationPolicy != 'AdoptOrCreate' || has(self.externalID) || has(self.emailAddress) || has(self.username)",message="creationPolicy AdoptOrCreate needs spec.externalID, spec.emailAddress or spec.username, so that a create whose response was lost is found again instead of duplicated",fieldPath=".creationPolicy"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.userID) || (has(self.userID) && self.userID == oldSelf.userID)",message="spec.userID is immutable once set; create a new ClerkUser to manage another Clerk user",fieldPath=".userID"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.instanceRef) || (has(self.instanceRef) && self.instanceRef.name == oldSelf.instanceRef.name)",message="spec.instanceRef is immutable once set; create a new ClerkUser to manage a user of another Clerk instance",fieldPath=".instanceRef"
 type ClerkUserSpec struct {
+	// instanceRef names the ClerkInstance (cluster-scoped) whose key, budget and policy this
+	// object uses; immutable once set. Without it the manager's own key is used.
+	// +optional
+	InstanceRef *InstanceReference `json:"instanceRef,omitempty"`
+
 	// userID is the Clerk user ID (user_…) of an existing user. It wins over every other
 	// identifier and is immutable once set.
 	// +optional

@@ -221,7 +221,9 @@ func main() {
 	if batchObservation {
 		observer = &observe.Batch{Clerk: clerkClient, MaxAge: syncPeriod, FullReadInterval: fullReadInterval}
 	}
+	instanceClients := &instance.Clients{}
 	if err := (&controller.ClerkUserReconciler{
+		Clients:                 instanceClients,
 		Client:                  mgr.GetClient(),
 		Clerk:                   clerkClient,
 		Observer:                observer,
@@ -234,7 +236,7 @@ func main() {
 	}
 	if err := (&controller.ClerkInstanceReconciler{
 		Client:      mgr.GetClient(),
-		Clients:     &instance.Clients{},
+		Clients:     instanceClients,
 		Namespace:   clusterResourceNamespace,
 		ProbePeriod: syncPeriod,
 	}).SetupWithManager(ctx, mgr); err != nil {

@@ -25,6 +25,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -42,6 +43,7 @@ import (
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
+	"github.com/kubeclerk/kubeclerk/internal/instance"
 	"github.com/kubeclerk/kubeclerk/internal/observe"
 )
 
@@ -65,9 +67,17 @@ type ClerkUserReconciler struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
-	gens generations
+	// Clients are the ClerkInstances' Clerk clients (shared with the ClerkInstanceReconciler);
+	// objects with spec.instanceRef use them.
+	Clients *instance.Clients
+
+	gens *generations
 	// started is when SetupWithManager ran: nothing the observer holds is older.
 	started time.Time
+	// instanceName and policy are set on the copy of the reconciler that serves an object bound
+	// to a ClerkInstance (forInstance).
+	instanceName string
+	policy       *clerkv1alpha1.ClerkInstancePolicy
 }
 
 // syncResult is what observe, plan and act found and did in one reconcile.
@@ -83,6 +93,7 @@ type syncResult struct {
 // +kubebuilder:rbac:groups=clerk.kubeclerk.dev,resources=clerkusers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=clerk.kubeclerk.dev,resources=clerkusers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile brings one ClerkUser's Clerk user to its spec: observe → plan → act → report.
 func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -91,8 +102,14 @@ func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		// Deleted objects need nothing more: the finalizer already ran.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// An object bound to a ClerkInstance uses its client and policy; one the instance does not
+	// serve or allow makes no Clerk call at all.
+	rr, refusal := r.forInstance(ctx, obj)
 	if !obj.DeletionTimestamp.IsZero() {
-		return r.finalize(ctx, obj)
+		if refusal != nil {
+			return r.releaseRefused(ctx, obj, refusal)
+		}
+		return rr.finalize(ctx, obj)
 	}
 	// The plan for this generation is made against a read of Clerk made after the generation
 	// appeared: a cache from before a spec change never decides what the change does.
@@ -105,7 +122,11 @@ func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	var res syncResult
 	// Every exit from here reports in status, with one patch.
 	defer func() { result, retErr = r.report(ctx, obj, orig, res) }()
-	res = r.sync(ctx, obj, orig, notBefore)
+	if refusal != nil {
+		res = syncResult{err: refusal}
+		return result, retErr
+	}
+	res = rr.sync(ctx, obj, orig, notBefore)
 	return result, retErr
 }
 
@@ -116,6 +137,10 @@ func (r *ClerkUserReconciler) sync(ctx context.Context, obj, orig *clerkv1alpha1
 		return syncResult{err: err}
 	}
 	if u != nil {
+		// A ClerkInstance may only serve users with a primary email in its emailDomains.
+		if err := r.checkBoundUser(u.PrimaryEmailAddress()); err != nil {
+			return syncResult{err: err}
+		}
 		// Only one Manage object may write to a Clerk user; a newer one writes nothing.
 		if err := r.conflict(ctx, obj, u.ID); err != nil {
 			return syncResult{user: u, err: err}
@@ -236,6 +261,20 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		r.SyncPeriod = DefaultSyncPeriod
 	}
 	r.started = r.now()
+	if r.gens == nil {
+		r.gens = &generations{}
+	}
+	if r.Clients == nil {
+		r.Clients = &instance.Clients{}
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &clerkv1alpha1.ClerkUser{}, instanceRefIndex, func(o client.Object) []string {
+		if ref := o.(*clerkv1alpha1.ClerkUser).Spec.InstanceRef; ref != nil {
+			return []string{ref.Name}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index ClerkUsers by %s: %w", instanceRefIndex, err)
+	}
 	src, err := r.changedUsersSource(mgr)
 	if err != nil {
 		return err
@@ -260,6 +299,11 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		For(&clerkv1alpha1.ClerkUser{}, builder.WithPredicates(r.watchPredicate(),
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesRawSource(src).
+		// A change of an instance (policy, selector, readiness) decides its objects again.
+		Watches(&clerkv1alpha1.ClerkInstance{}, handler.EnqueueRequestsFromMapFunc(r.usersOfInstance)).
+		// So does a change of a namespace's labels.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.usersInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		// When an object goes, the objects that lost a conflict to it may take its user over.
 		Watches(&clerkv1alpha1.ClerkUser{}, handler.EnqueueRequestsFromMapFunc(r.conflictLosers),
 			builder.WithPredicates(predicate.Funcs{
@@ -297,6 +341,10 @@ func (r *ClerkUserReconciler) changedUsersSource(mgr ctrl.Manager) (source.Sourc
 				}
 				ids := make([]string, 0, len(list.Items))
 				for i := range list.Items {
+					// Objects bound to a ClerkInstance are read with that instance's key.
+					if list.Items[i].Spec.InstanceRef != nil {
+						continue
+					}
 					if id := boundID(&list.Items[i]); id != "" {
 						ids = append(ids, id)
 					}

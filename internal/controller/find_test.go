@@ -117,7 +117,7 @@ func (f *forgetRecorder) Forget(id string, deleted bool) {
 // finalizer, so no finalize step) still makes the observer forget its user.
 func TestDeletedObjectsLeaveNothingCached(t *testing.T) {
 	rec := &forgetRecorder{}
-	r := &ClerkUserReconciler{Observer: rec}
+	r := &ClerkUserReconciler{Observer: rec, gens: &generations{}}
 	p := r.watchPredicate()
 	orphan := &clerkv1alpha1.ClerkUser{Spec: clerkv1alpha1.ClerkUserSpec{EmailAddress: "a@x"},
 		Status: clerkv1alpha1.ClerkUserStatus{UserID: "user_orphan"}}

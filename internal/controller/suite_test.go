@@ -174,7 +174,11 @@ func (h *harness) start() {
 	if o.perObject {
 		observer = observe.PerObject{Clerk: h.mgrAPI}
 	}
+	if h.clients == nil {
+		h.clients = &instance.Clients{}
+	}
 	r := &ClerkUserReconciler{
+		Clients:                 h.clients,
 		Client:                  mgr.GetClient(),
 		Clerk:                   h.mgrAPI,
 		Observer:                observer,
@@ -183,9 +187,6 @@ func (h *harness) start() {
 		MaxConcurrentReconciles: 2,
 	}
 	h.g.Expect(r.SetupWithManager(ctx, mgr)).To(Succeed())
-	if h.clients == nil {
-		h.clients = &instance.Clients{}
-	}
 	// ClerkInstances' Secrets live in the harness namespace.
 	h.g.Expect((&ClerkInstanceReconciler{Client: mgr.GetClient(), Clients: h.clients, Namespace: h.ns,
 		ProbePeriod: o.syncPeriod}).SetupWithManager(ctx, mgr)).To(Succeed())

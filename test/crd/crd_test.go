@@ -180,7 +180,7 @@ func checkCRD(t *testing.T, crd *apiextensionsv1.CustomResourceDefinition) {
 	if p := spec.Properties["userID"]; p.Pattern != `^user_[A-Za-z0-9]+$` {
 		t.Errorf("spec.userID pattern %q", p.Pattern)
 	}
-	if n := len(spec.XValidations); n != 3 {
-		t.Errorf("spec has %d CEL rules, want 3 (identifier, AdoptOrCreate, userID immutable): %+v", n, spec.XValidations)
+	if n := len(spec.XValidations); n != 4 {
+		t.Errorf("spec has %d CEL rules, want 4 (identifier, AdoptOrCreate, userID immutable, instanceRef immutable): %+v", n, spec.XValidations)
 	}
 }

@@ -109,6 +109,14 @@ func invalidCases() []invalidCase {
 		{name: "userID set after creation to a bad value", before: []string{`{"externalID":"emp-1"}`},
 			spec: `{"externalID":"emp-1","userID":"emp-1"}`, want: []string{"spec.userID", "user_"}},
 
+		// instanceRef changed or removed after it was set.
+		{name: "instanceRef changed", before: []string{`{"externalID":"emp-1","instanceRef":{"name":"a"}}`},
+			spec: `{"externalID":"emp-1","instanceRef":{"name":"b"}}`, want: []string{"spec.instanceRef", "immutable"}},
+		{name: "instanceRef removed", before: []string{`{"externalID":"emp-1","instanceRef":{"name":"a"}}`},
+			spec: `{"externalID":"emp-1"}`, want: []string{"spec.instanceRef", "immutable"}},
+		{name: "instanceRef without a name", spec: `{"externalID":"emp-1","instanceRef":{}}`,
+			want: []string{"spec.instanceRef.name"}},
+
 		// AdoptOrCreate without a findable identifier.
 		{name: "AdoptOrCreate with only userID", spec: `{"userID":"user_aaa111","creationPolicy":"AdoptOrCreate"}`,
 			want: []string{"spec.creationPolicy", "AdoptOrCreate needs spec.externalID, spec.emailAddress or spec.username"}},

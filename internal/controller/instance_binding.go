@@ -1,0 +1,157 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
+	"github.com/kubeclerk/kubeclerk/internal/instance"
+	"github.com/kubeclerk/kubeclerk/internal/observe"
+)
+
+// Reasons of a ClerkUser bound to a ClerkInstance.
+const (
+	// ReasonNotAllowed (Stalled): outside the instance's namespaceSelector, or against its policy.
+	ReasonNotAllowed = "NotAllowed"
+	// ReasonInstanceNotReady: the instance is missing, or its key is not usable yet.
+	ReasonInstanceNotReady = "InstanceNotReady"
+)
+
+// instanceRefIndex is the field index of ClerkUsers by spec.instanceRef.name.
+const instanceRefIndex = "spec.instanceRef.name"
+
+// forInstance returns the reconciler to use for obj: r itself without spec.instanceRef (the
+// manager's own key), else a copy bound to the instance's client, an observer that reads each
+// user from that client, and the instance's policy. It refuses, before any Clerk call, an
+// object the instance does not serve (namespaceSelector) or allow (policy): NotAllowed; and
+// waits while the instance is missing or not connected: InstanceNotReady.
+func (r *ClerkUserReconciler) forInstance(ctx context.Context, obj *clerkv1alpha1.ClerkUser) (*ClerkUserReconciler, error) {
+	if obj.Spec.InstanceRef == nil {
+		return r, nil
+	}
+	name := obj.Spec.InstanceRef.Name
+	notReady := func(format string, args ...any) error {
+		return &waitError{reason: ReasonInstanceNotReady, message: fmt.Sprintf(format, args...)}
+	}
+	var inst clerkv1alpha1.ClerkInstance
+	if err := r.Get(ctx, types.NamespacedName{Name: name}, &inst); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, notReady("ClerkInstance %s (spec.instanceRef.name) does not exist; create it, or fix spec.instanceRef.", name)
+		}
+		return nil, fmt.Errorf("read ClerkInstance %s: %w", name, err)
+	}
+	var ns corev1.Namespace
+	if err := r.Get(ctx, types.NamespacedName{Name: obj.Namespace}, &ns); err != nil {
+		return nil, fmt.Errorf("read namespace %s: %w", obj.Namespace, err)
+	}
+	selected, err := instance.CheckNamespace(inst.Spec.NamespaceSelector, ns.Labels)
+	if err != nil {
+		return nil, &stallError{reason: ReasonNotAllowed, message: fmt.Sprintf("ClerkInstance %s: %v", name, err)}
+	}
+	if !selected {
+		return nil, &stallError{reason: ReasonNotAllowed, message: instance.NamespaceNotSelected(name, obj.Namespace).Error()}
+	}
+	view, err := instance.ViewFromSpec(name, &obj.Spec)
+	if err != nil {
+		return nil, &InvalidSpecError{Field: "spec", Reason: err.Error()}
+	}
+	if err := instance.CheckSpec(inst.Spec.Policy, view); err != nil {
+		return nil, &stallError{reason: ReasonNotAllowed, message: err.Error()}
+	}
+	if c := meta.FindStatusCondition(inst.Status.Conditions, ConditionReady); c == nil || c.Status != "True" {
+		return nil, notReady("ClerkInstance %s is not Ready (%s); kubeclerk waits for it.", name, readyReason(c))
+	}
+	c, ok := r.Clients.Get(name)
+	if !ok {
+		return nil, notReady("ClerkInstance %s has no usable key yet; kubeclerk waits for it.", name)
+	}
+	rr := *r
+	rr.Clerk = c
+	rr.Observer = observe.PerObject{Clerk: c}
+	rr.instanceName, rr.policy = name, inst.Spec.Policy
+	return &rr, nil
+}
+
+// readyReason says why an instance is not Ready, from its Ready condition (nil: not yet probed).
+func readyReason(c *metav1.Condition) string {
+	if c == nil {
+		return "not checked yet"
+	}
+	return c.Reason + ": " + c.Message
+}
+
+// checkBoundUser refuses a user whose primary email is outside the instance's emailDomains,
+// before anything is bound to it or written.
+func (r *ClerkUserReconciler) checkBoundUser(primaryEmail string) error {
+	if r.instanceName == "" {
+		return nil
+	}
+	if err := instance.CheckBoundUser(r.policy, primaryEmail); err != nil {
+		if na, ok := errors.AsType[*instance.NotAllowedError](err); ok {
+			na.Instance = r.instanceName
+		}
+		return &stallError{reason: ReasonNotAllowed, message: err.Error()}
+	}
+	return nil
+}
+
+// releaseRefused handles the deletion of an object its instance refuses or cannot serve: a
+// NotAllowed object may not write to Clerk, so its finalizer goes without a Ban or Delete; an
+// object whose instance is not ready waits.
+func (r *ClerkUserReconciler) releaseRefused(ctx context.Context, obj *clerkv1alpha1.ClerkUser, refusal error) (ctrl.Result, error) {
+	if st, ok := errors.AsType[*stallError](refusal); ok && st.reason == ReasonNotAllowed {
+		logf.FromContext(ctx).Info("Releasing a ClerkUser its instance does not allow, without touching Clerk", "reason", st.message)
+		return ctrl.Result{}, r.syncFinalizer(ctx, obj, false)
+	}
+	orig := obj.DeepCopy()
+	o, result, retErr := classify(refusal, r.SyncPeriod)
+	o.message = fmt.Sprintf("Deleting: %s To delete this object without touching Clerk, set spec.deletionPolicy: Orphan.", o.message)
+	setConditions(&obj.Status.Conditions, obj.Generation, o, r.now())
+	if err := r.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
+		return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("patch status of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, err))
+	}
+	return result, retErr
+}
+
+// usersOfInstance returns the ClerkUsers bound to the ClerkInstance o: a change of its policy,
+// selector or readiness decides them again at once.
+func (r *ClerkUserReconciler) usersOfInstance(ctx context.Context, o client.Object) []reconcile.Request {
+	var list clerkv1alpha1.ClerkUserList
+	if err := r.List(ctx, &list, client.MatchingFields{instanceRefIndex: o.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "Finding the ClerkUsers of a ClerkInstance failed", "instance", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// usersInNamespace returns the instance-bound ClerkUsers of namespace o: a change of its labels
+// may move them in or out of an instance's namespaceSelector.
+func (r *ClerkUserReconciler) usersInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list clerkv1alpha1.ClerkUserList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		logf.FromContext(ctx).Error(err, "Finding the ClerkUsers of a namespace failed", "namespace", o.GetName())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].Spec.InstanceRef != nil {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
