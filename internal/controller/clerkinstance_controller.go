@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -39,6 +43,9 @@ type ClerkInstanceReconciler struct {
 	ProbePeriod time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	mu     sync.Mutex
+	probed map[string]generationProbe // last successful probe per instance
 }
 
 // +kubebuilder:rbac:groups=clerk.kubeclerk.dev,resources=clerkinstances,verbs=get;list;watch
@@ -60,6 +67,10 @@ func (r *ClerkInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		inst.Status.KeyType = keyType
 	}
 	inst.Status.ObservedGeneration = inst.Generation
+	var bound clerkv1alpha1.ClerkUserList
+	if err := r.List(ctx, &bound, client.MatchingFields{instanceRefIndex: inst.Name}); err == nil {
+		inst.Status.BoundUsers = int32(min(len(bound.Items), math.MaxInt32)) //nolint:gosec // bounded above
+	}
 	setConditions(&inst.Status.Conditions, inst.Generation, o, r.now())
 	if err := r.Status().Patch(ctx, inst, client.MergeFrom(orig)); err != nil {
 		return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("patch status of ClerkInstance %s: %w", inst.Name, err))
@@ -113,6 +124,12 @@ func (r *ClerkInstanceReconciler) connect(ctx context.Context, inst *clerkv1alph
 	if changed {
 		logf.FromContext(ctx).Info("Using the key of the instance's Secret", "secret", where, "keyType", keyType, "apiURL", c.BaseURL())
 	}
+	connected := outcome{ready: true, reason: instance.ReasonConnected,
+		message: fmt.Sprintf("Clerk accepted the %s key of %s at %s", keyType, where, c.BaseURL())}
+	if !changed && r.probedRecently(inst) {
+		// Only status.boundUsers changed (a ClerkUser came or went): no new probe.
+		return connected, keyType, ctrl.Result{RequeueAfter: jitter(r.probePeriod())}, nil
+	}
 	if _, err := c.CountUsers(ctx, clerk.ListUsersParams{}); err != nil {
 		switch {
 		case clerk.IsAuthentication(err):
@@ -120,19 +137,43 @@ func (r *ClerkInstanceReconciler) connect(ctx context.Context, inst *clerkv1alph
 					"Clerk refused the key in %s, entry %q; put a valid secret key of this instance there: %v", where, ref.Key, err)},
 				keyType, retry, nil
 		case clerk.IsRateLimited(err):
-			d, ok := clerk.RetryAfter(err)
-			if !ok || d <= 0 {
-				d = defaultRetryAfter
-			}
-			return outcome{reason: instance.ReasonClerkUnavailable, message: fmt.Sprintf("Clerk's rate limit was reached; checking again in %s: %v", d, err)},
-				keyType, ctrl.Result{RequeueAfter: min(d, clerk.MaxPause)}, nil
+			// Clerk checks the key before the rate limit: a 429 means the key is accepted, and a
+			// storm must not take the instance's objects out of service.
+			connected.message += "; Clerk's rate limit was reached at the last check"
+			r.markProbed(inst)
+			return connected, keyType, ctrl.Result{RequeueAfter: jitter(r.probePeriod())}, nil
 		default:
 			return outcome{reason: instance.ReasonClerkUnavailable, message: fmt.Sprintf("Clerk could not be reached at %s; retrying with backoff: %v", c.BaseURL(), err)},
 				keyType, ctrl.Result{}, err
 		}
 	}
-	return outcome{ready: true, reason: instance.ReasonConnected,
-		message: fmt.Sprintf("Clerk accepted the %s key of %s at %s", keyType, where, c.BaseURL())}, keyType, ctrl.Result{RequeueAfter: jitter(r.probePeriod())}, nil
+	r.markProbed(inst)
+	return connected, keyType, ctrl.Result{RequeueAfter: jitter(r.probePeriod())}, nil
+}
+
+// probedRecently reports whether the instance's current generation was probed successfully
+// less than a probe period ago and is still Ready.
+func (r *ClerkInstanceReconciler) probedRecently(inst *clerkv1alpha1.ClerkInstance) bool {
+	r.mu.Lock()
+	p, ok := r.probed[inst.Name]
+	r.mu.Unlock()
+	return ok && p.generation == inst.Generation && r.now().Sub(p.at) < r.probePeriod() &&
+		meta.IsStatusConditionTrue(inst.Status.Conditions, ConditionReady)
+}
+
+// markProbed records a successful probe of the instance's current generation.
+func (r *ClerkInstanceReconciler) markProbed(inst *clerkv1alpha1.ClerkInstance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.probed == nil {
+		r.probed = map[string]generationProbe{}
+	}
+	r.probed[inst.Name] = generationProbe{generation: inst.Generation, at: r.now()}
+}
+
+type generationProbe struct {
+	generation int64
+	at         time.Time
 }
 
 func (r *ClerkInstanceReconciler) probePeriod() time.Duration {
@@ -163,6 +204,9 @@ func (r *ClerkInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&clerkv1alpha1.ClerkInstance{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfSecret)).
+		// A ClerkUser that names an instance, or goes, changes its status.boundUsers.
+		Watches(&clerkv1alpha1.ClerkUser{}, handler.EnqueueRequestsFromMapFunc(instanceOfUser),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
 		Named("clerkinstance").
 		Complete(r)
 }
@@ -182,4 +226,12 @@ func (r *ClerkInstanceReconciler) instancesOfSecret(ctx context.Context, o clien
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
 	}
 	return reqs
+}
+
+// instanceOfUser returns the ClerkInstance a ClerkUser names, if any.
+func instanceOfUser(_ context.Context, o client.Object) []reconcile.Request {
+	if ref := o.(*clerkv1alpha1.ClerkUser).Spec.InstanceRef; ref != nil {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: ref.Name}}}
+	}
+	return nil
 }

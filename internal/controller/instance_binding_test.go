@@ -99,6 +99,11 @@ func TestInstanceBinding(t *testing.T) {
 	h.g.Expect(err).NotTo(HaveOccurred())
 	h.g.Expect(got.FirstName).To(Equal(new("Ann")))
 	h.g.Expect(h.fake.Stats().Total).To(Equal(own), "the manager's own instance was called for an instance-bound object")
+	h.g.Eventually(func() int32 {
+		inst := &clerkv1alpha1.ClerkInstance{}
+		h.g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: instB}, inst)).To(Succeed())
+		return inst.Status.BoundUsers
+	}).Should(Equal(int32(1)), "status.boundUsers")
 
 	// Policy refusals: no Clerk call at all, nothing observed.
 	calls := clerkCalls(b.fake)
@@ -138,4 +143,30 @@ func TestInstanceBinding(t *testing.T) {
 	h.waitCondition("early", metav1.ConditionFalse, ReasonInstanceNotReady)
 	h.createInstance(instD, b, map[string]string{}, nil)
 	h.waitCondition("early", metav1.ConditionTrue, ReasonObserved)
+}
+
+// TestInstanceRateLimitIsolation: a 429 storm on one instance never slows another: the
+// manager's own instance converges while the other answers only 429s.
+func TestInstanceRateLimitIsolation(t *testing.T) {
+	h := newHarness(t)
+	b := h.otherClerk()
+	instB := "storm-" + h.ns
+	h.createInstance(instB, b, map[string]string{}, nil)
+	ctx := context.Background()
+	ub, err := b.api.CreateUser(ctx, clerk.CreateUserParams{ExternalID: new("emp-s"), EmailAddresses: []string{"s@example.com"}, SkipPasswordRequirement: true})
+	h.g.Expect(err).NotTo(HaveOccurred())
+	h.g.Expect(b.fake.SetFaults(clerkfake.Faults{Rate429: 1, RetryAfterSeconds: 30})).To(Succeed())
+	h.apply("stormy", clerkv1alpha1.ClerkUserSpec{InstanceRef: &clerkv1alpha1.InstanceReference{Name: instB}, UserID: ub.ID, FirstName: new("S")})
+	h.waitCondition("stormy", metav1.ConditionFalse, ReasonRateLimited)
+
+	// The manager's own instance is not slowed: ten objects converge at once.
+	for i := range 10 {
+		id := h.seed(clerk.CreateUserParams{EmailAddresses: []string{"calm" + string(rune('a'+i)) + "@example.com"}})
+		h.apply("calm-"+string(rune('a'+i)), clerkv1alpha1.ClerkUserSpec{UserID: id, FirstName: new("C")})
+	}
+	for i := range 10 {
+		h.waitSynced("calm-" + string(rune('a'+i)))
+	}
+	h.g.Expect(meta.FindStatusCondition(h.get("stormy").Status.Conditions, ConditionReady).Reason).To(Equal(ReasonRateLimited))
+	b.fake.ClearFaults()
 }
