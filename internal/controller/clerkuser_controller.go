@@ -107,9 +107,9 @@ func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	rr, refusal := r.forInstance(ctx, obj)
 	if !obj.DeletionTimestamp.IsZero() {
 		if refusal != nil {
-			return r.releaseRefused(ctx, obj, refusal)
+			return r.finalize(ctx, obj, refusal)
 		}
-		return rr.finalize(ctx, obj)
+		return rr.finalize(ctx, obj, nil)
 	}
 	// The plan for this generation is made against a read of Clerk made after the generation
 	// appeared: a cache from before a spec change never decides what the change does.
@@ -300,7 +300,8 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesRawSource(src).
 		// A change of an instance (policy, selector, readiness) decides its objects again.
-		Watches(&clerkv1alpha1.ClerkInstance{}, handler.EnqueueRequestsFromMapFunc(r.usersOfInstance)).
+		Watches(&clerkv1alpha1.ClerkInstance{}, handler.EnqueueRequestsFromMapFunc(r.usersOfInstance),
+			builder.WithPredicates(instanceDecides)).
 		// So does a change of a namespace's labels.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.usersInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).

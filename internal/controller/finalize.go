@@ -16,11 +16,21 @@ import (
 
 // finalize applies the deletionPolicy to the Clerk user of a ClerkUser being deleted, then
 // releases the object. A user already gone counts as deleted, so the finalizer never sticks on it.
-func (r *ClerkUserReconciler) finalize(ctx context.Context, obj *clerkv1alpha1.ClerkUser) (ctrl.Result, error) {
+// refusal is why the object's ClerkInstance does not serve it (nil when it does): a NotAllowed
+// object may not write to Clerk, so it is released without a Ban or Delete; any other refusal
+// (the instance is not ready) holds the deletion, as a failed Clerk call does.
+func (r *ClerkUserReconciler) finalize(ctx context.Context, obj *clerkv1alpha1.ClerkUser, refusal error) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(obj, clerkv1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	if err := r.applyDeletionPolicy(ctx, obj); err != nil {
+	err := refusal
+	if st, ok := errors.AsType[*stallError](refusal); ok && st.reason == ReasonNotAllowed {
+		logf.FromContext(ctx).Info("Releasing a ClerkUser its instance does not allow, without touching Clerk", "reason", st.message)
+		err = nil
+	} else if err == nil {
+		err = r.applyDeletionPolicy(ctx, obj)
+	}
+	if err != nil {
 		orig := obj.DeepCopy()
 		o, result, retErr := classify(err, r.SyncPeriod)
 		o.message = fmt.Sprintf("Deleting: %s To delete this object without touching Clerk, set spec.deletionPolicy: Orphan.", o.message)
@@ -29,7 +39,7 @@ func (r *ClerkUserReconciler) finalize(ctx context.Context, obj *clerkv1alpha1.C
 		}
 		setConditions(&obj.Status.Conditions, obj.Generation, o, r.now())
 		if perr := r.Status().Patch(ctx, obj, client.MergeFrom(orig)); perr != nil {
-			return ctrl.Result{}, fmt.Errorf("patch status of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, perr)
+			return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("patch status of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, perr))
 		}
 		return result, retErr
 	}

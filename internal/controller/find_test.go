@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -154,6 +155,35 @@ func TestCreatedSince(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := r.createdSince(tc.created, tc.gen); !got.Equal(tc.want) {
 				t.Errorf("createdSince = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestInstanceDecides: a ClerkInstance's status-only change (boundUsers, a new probe message)
+// reconciles none of its ClerkUsers; a spec change or a change of readiness does.
+func TestInstanceDecides(t *testing.T) {
+	ready := func(st metav1.ConditionStatus, msg string, gen int64, bound int32) *clerkv1alpha1.ClerkInstance {
+		i := &clerkv1alpha1.ClerkInstance{}
+		i.Generation = gen
+		i.Status.BoundUsers = bound
+		i.Status.Conditions = []metav1.Condition{{Type: ConditionReady, Status: st, Message: msg}}
+		return i
+	}
+	for _, tc := range []struct {
+		name     string
+		old, new *clerkv1alpha1.ClerkInstance
+		want     bool
+	}{
+		{"boundUsers only", ready("True", "a", 1, 1), ready("True", "a", 1, 2), false},
+		{"probe message only", ready("True", "a", 1, 1), ready("True", "b", 1, 1), false},
+		{"spec changed", ready("True", "a", 1, 1), ready("True", "a", 2, 1), true},
+		{"became ready", ready("False", "a", 1, 1), ready("True", "a", 1, 1), true},
+		{"lost readiness", ready("True", "a", 1, 1), ready("False", "a", 1, 1), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := instanceDecides.Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
+				t.Errorf("Update = %v, want %v", got, tc.want)
 			}
 		})
 	}

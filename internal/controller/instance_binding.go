@@ -10,9 +10,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
@@ -106,24 +107,6 @@ func (r *ClerkUserReconciler) checkBoundUser(primaryEmail string) error {
 	return nil
 }
 
-// releaseRefused handles the deletion of an object its instance refuses or cannot serve: a
-// NotAllowed object may not write to Clerk, so its finalizer goes without a Ban or Delete; an
-// object whose instance is not ready waits.
-func (r *ClerkUserReconciler) releaseRefused(ctx context.Context, obj *clerkv1alpha1.ClerkUser, refusal error) (ctrl.Result, error) {
-	if st, ok := errors.AsType[*stallError](refusal); ok && st.reason == ReasonNotAllowed {
-		logf.FromContext(ctx).Info("Releasing a ClerkUser its instance does not allow, without touching Clerk", "reason", st.message)
-		return ctrl.Result{}, r.syncFinalizer(ctx, obj, false)
-	}
-	orig := obj.DeepCopy()
-	o, result, retErr := classify(refusal, r.SyncPeriod)
-	o.message = fmt.Sprintf("Deleting: %s To delete this object without touching Clerk, set spec.deletionPolicy: Orphan.", o.message)
-	setConditions(&obj.Status.Conditions, obj.Generation, o, r.now())
-	if err := r.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
-		return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("patch status of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, err))
-	}
-	return result, retErr
-}
-
 // usersOfInstance returns the ClerkUsers bound to the ClerkInstance o: a change of its policy,
 // selector or readiness decides them again at once.
 func (r *ClerkUserReconciler) usersOfInstance(ctx context.Context, o client.Object) []reconcile.Request {
@@ -154,4 +137,16 @@ func (r *ClerkUserReconciler) usersInNamespace(ctx context.Context, o client.Obj
 		}
 	}
 	return reqs
+}
+
+// instanceDecides passes the ClerkInstance changes that can change what its ClerkUsers may do:
+// its spec (policy, selector, key reference) and its readiness. A status-only change such as
+// status.boundUsers (which every new ClerkUser causes) reconciles nothing, or each new object
+// would make every bound object read Clerk again.
+var instanceDecides = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld.(*clerkv1alpha1.ClerkInstance), e.ObjectNew.(*clerkv1alpha1.ClerkInstance)
+		return o.Generation != n.Generation ||
+			meta.IsStatusConditionTrue(o.Status.Conditions, ConditionReady) != meta.IsStatusConditionTrue(n.Status.Conditions, ConditionReady)
+	},
 }

@@ -99,16 +99,17 @@ func TestInstanceBinding(t *testing.T) {
 	h.g.Expect(err).NotTo(HaveOccurred())
 	h.g.Expect(got.FirstName).To(Equal(new("Ann")))
 	h.g.Expect(h.fake.Stats().Total).To(Equal(own), "the manager's own instance was called for an instance-bound object")
-	h.g.Eventually(func() int32 {
+	h.g.Eventually(func(g Gomega) int32 {
 		inst := &clerkv1alpha1.ClerkInstance{}
-		h.g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: instB}, inst)).To(Succeed())
+		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: instB}, inst)).To(Succeed())
 		return inst.Status.BoundUsers
 	}).Should(Equal(int32(1)), "status.boundUsers")
 
 	// Policy refusals: no Clerk call at all, nothing observed.
 	calls := clerkCalls(b.fake)
 	h.apply("by-id", clerkv1alpha1.ClerkUserSpec{InstanceRef: ref, UserID: u.ID, Banned: new(true)})
-	h.apply("evil", clerkv1alpha1.ClerkUserSpec{InstanceRef: ref, EmailAddress: "eve@evil.com", Banned: new(true)})
+	h.apply("evil", clerkv1alpha1.ClerkUserSpec{InstanceRef: ref, EmailAddress: "eve@evil.com", Banned: new(true),
+		DeletionPolicy: clerkv1alpha1.DeletionPolicyBan})
 	for name, rule := range map[string]string{"by-id": "policy.allowUserID", "evil": "emailDomains"} {
 		obj := h.waitCondition(name, metav1.ConditionFalse, ReasonNotAllowed)
 		h.g.Expect(meta.IsStatusConditionTrue(obj.Status.Conditions, ConditionStalled)).To(BeTrue())
@@ -116,6 +117,12 @@ func TestInstanceBinding(t *testing.T) {
 		h.g.Expect(obj.Status.Observed).To(BeNil())
 	}
 	h.g.Expect(clerkCalls(b.fake)).To(Equal(calls), "a refused object called Clerk")
+	// Deleting a refused object with deletionPolicy Ban releases it without a Ban: it may not write.
+	evil := h.get("evil")
+	h.g.Expect(evil.Finalizers).To(ContainElement(clerkv1alpha1.Finalizer))
+	h.g.Expect(k8sClient.Delete(ctx, evil)).To(Succeed())
+	h.g.Eventually(h.gone("evil")).Should(BeTrue())
+	h.g.Expect(clerkCalls(b.fake)).To(Equal(calls), "deleting a refused object called Clerk: %v", b.fake.Stats().Requests)
 
 	// A user found by externalID whose primary email is outside emailDomains is not bound.
 	_, err = b.api.CreateUser(ctx, clerk.CreateUserParams{ExternalID: new("emp-2"), EmailAddresses: []string{"bob@other.org"}, SkipPasswordRequirement: true})
