@@ -98,36 +98,7 @@ func TestClerkInstanceCRD(t *testing.T) {
 
 func checkInstanceCRD(t *testing.T, crd *apiextensionsv1.CustomResourceDefinition) {
 	t.Helper()
-	s := crd.Spec
-	for _, c := range []struct{ what, got, want string }{
-		{"name", crd.Name, instanceCRDName},
-		{"group", s.Group, "clerk.kubeclerk.dev"},
-		{"kind", s.Names.Kind, "ClerkInstance"},
-		{"listKind", s.Names.ListKind, "ClerkInstanceList"},
-		{"plural", s.Names.Plural, "clerkinstances"},
-		{"singular", s.Names.Singular, "clerkinstance"},
-		{"scope", string(s.Scope), string(apiextensionsv1.ClusterScoped)},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s is %q, want %q", c.what, c.got, c.want)
-		}
-	}
-	if !slices.Equal(s.Names.ShortNames, []string{"ci"}) {
-		t.Errorf("short names %v, want [ci]", s.Names.ShortNames)
-	}
-	if !slices.Equal(s.Names.Categories, []string{"clerk"}) {
-		t.Errorf("categories %v, want [clerk]", s.Names.Categories)
-	}
-	if len(s.Versions) != 1 {
-		t.Fatalf("versions %d, want 1 (v1alpha1)", len(s.Versions))
-	}
-	v := s.Versions[0]
-	if v.Name != "v1alpha1" || !v.Served || !v.Storage {
-		t.Errorf("version %q served=%v storage=%v, want v1alpha1 served and stored", v.Name, v.Served, v.Storage)
-	}
-	if v.Subresources == nil || v.Subresources.Status == nil || v.Subresources.Scale != nil {
-		t.Errorf("subresources %+v, want status only", v.Subresources)
-	}
+	v := checkCRDNames(t, crd, instanceCRDName, "ClerkInstance", "clerkinstances", "ci", apiextensionsv1.ClusterScoped)
 	if !slices.Equal(v.AdditionalPrinterColumns, wantInstanceColumns) {
 		t.Errorf("printer columns\n%+v\nwant\n%+v", v.AdditionalPrinterColumns, wantInstanceColumns)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -75,41 +76,7 @@ func forEachCRDSource(t *testing.T, file, name, shortName string, check func(*te
 
 func checkCRD(t *testing.T, crd *apiextensionsv1.CustomResourceDefinition) {
 	t.Helper()
-	if crd.Name != crdName {
-		t.Errorf("name %q, want %q", crd.Name, crdName)
-	}
-	s := crd.Spec
-	for _, c := range []struct{ what, got, want string }{
-		{"group", s.Group, "clerk.kubeclerk.dev"},
-		{"kind", s.Names.Kind, "ClerkUser"},
-		{"listKind", s.Names.ListKind, "ClerkUserList"},
-		{"plural", s.Names.Plural, "clerkusers"},
-		{"singular", s.Names.Singular, "clerkuser"},
-		{"scope", string(s.Scope), string(apiextensionsv1.NamespaceScoped)},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s is %q, want %q", c.what, c.got, c.want)
-		}
-	}
-	if !slices.Equal(s.Names.ShortNames, []string{"cu"}) {
-		t.Errorf("short names %v, want [cu]", s.Names.ShortNames)
-	}
-	if !slices.Equal(s.Names.Categories, []string{"clerk"}) {
-		t.Errorf("categories %v, want [clerk]", s.Names.Categories)
-	}
-	if len(s.Versions) != 1 {
-		t.Fatalf("versions %d, want 1 (v1alpha1)", len(s.Versions))
-	}
-	v := s.Versions[0]
-	if v.Name != "v1alpha1" || !v.Served || !v.Storage {
-		t.Errorf("version %q served=%v storage=%v, want v1alpha1 served and stored", v.Name, v.Served, v.Storage)
-	}
-	if v.Subresources == nil || v.Subresources.Status == nil {
-		t.Errorf("no status subresource: %+v", v.Subresources)
-	}
-	if v.Subresources != nil && v.Subresources.Scale != nil {
-		t.Errorf("unexpected scale subresource: %+v", v.Subresources.Scale)
-	}
+	v := checkCRDNames(t, crd, crdName, "ClerkUser", "clerkusers", "cu", apiextensionsv1.NamespaceScoped)
 	if !slices.Equal(v.AdditionalPrinterColumns, wantPrinterColumns) {
 		t.Errorf("printer columns\n%+v\nwant\n%+v", v.AdditionalPrinterColumns, wantPrinterColumns)
 	}
@@ -183,4 +150,43 @@ func checkCRD(t *testing.T, crd *apiextensionsv1.CustomResourceDefinition) {
 	if n := len(spec.XValidations); n != 4 {
 		t.Errorf("spec has %d CEL rules, want 4 (identifier, AdoptOrCreate, userID immutable, instanceRef immutable): %+v", n, spec.XValidations)
 	}
+}
+
+// checkCRDNames checks what every kubeclerk CRD shares: its name, group, names, category
+// "clerk", scope, and one version v1alpha1, served and stored, with the status subresource
+// only. It returns that version.
+func checkCRDNames(t *testing.T, crd *apiextensionsv1.CustomResourceDefinition, name, kind, plural, shortName string,
+	scope apiextensionsv1.ResourceScope) apiextensionsv1.CustomResourceDefinitionVersion {
+	t.Helper()
+	s := crd.Spec
+	for _, c := range []struct{ what, got, want string }{
+		{"name", crd.Name, name},
+		{"group", s.Group, "clerk.kubeclerk.dev"},
+		{"kind", s.Names.Kind, kind},
+		{"listKind", s.Names.ListKind, kind + "List"},
+		{"plural", s.Names.Plural, plural},
+		{"singular", s.Names.Singular, strings.ToLower(kind)},
+		{"scope", string(s.Scope), string(scope)},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is %q, want %q", c.what, c.got, c.want)
+		}
+	}
+	if !slices.Equal(s.Names.ShortNames, []string{shortName}) {
+		t.Errorf("short names %v, want [%s]", s.Names.ShortNames, shortName)
+	}
+	if !slices.Equal(s.Names.Categories, []string{"clerk"}) {
+		t.Errorf("categories %v, want [clerk]", s.Names.Categories)
+	}
+	if len(s.Versions) != 1 {
+		t.Fatalf("versions %d, want 1 (v1alpha1)", len(s.Versions))
+	}
+	v := s.Versions[0]
+	if v.Name != "v1alpha1" || !v.Served || !v.Storage {
+		t.Errorf("version %q served=%v storage=%v, want v1alpha1 served and stored", v.Name, v.Served, v.Storage)
+	}
+	if v.Subresources == nil || v.Subresources.Status == nil || v.Subresources.Scale != nil {
+		t.Errorf("subresources %+v, want status only", v.Subresources)
+	}
+	return v
 }
