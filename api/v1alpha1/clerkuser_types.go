@@ -87,6 +87,35 @@ type MFASpec struct {
 	ResetToken string `json:"resetToken,omitempty"`
 }
 
+// PrivateMetadataSecretLabel must be "true" on a Secret that privateMetadataFrom reads: the
+// manager reads (and caches) no other Secret outside its own namespace.
+const PrivateMetadataSecretLabel = "clerk.kubeclerk.dev/private-metadata"
+
+// PrivateMetadataSource says where private metadata kept out of Git comes from.
+type PrivateMetadataSource struct {
+	// secretKeyRef names the Secret (in the ClerkUser's namespace) and the key whose value is a
+	// JSON object of private metadata.
+	// +required
+	SecretKeyRef LocalSecretKeyReference `json:"secretKeyRef"`
+}
+
+// LocalSecretKeyReference names one key of a Secret in the referring object's namespace.
+type LocalSecretKeyReference struct {
+	// name is the name of the Secret, in the ClerkUser's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// key is the entry of the Secret's data that holds the value.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
 // InstanceReference names a ClerkInstance.
 type InstanceReference struct {
 	// name of the ClerkInstance.
@@ -158,6 +187,13 @@ type ClerkUserSpec struct {
 	// +kubebuilder:validation:Type=object
 	// +kubebuilder:pruning:PreserveUnknownFields
 	PrivateMetadata *apiextensionsv1.JSON `json:"privateMetadata,omitempty"`
+
+	// privateMetadataFrom reads more private metadata from a Secret in this object's namespace,
+	// so that it stays out of Git. Its top-level keys are merged with privateMetadata (a key in
+	// both is InvalidSpec) and owned the same way; a change of the Secret is applied at once.
+	// Only Secrets labelled clerk.kubeclerk.dev/private-metadata: "true" are read.
+	// +optional
+	PrivateMetadataFrom *PrivateMetadataSource `json:"privateMetadataFrom,omitempty"`
 
 	// unsafeMetadata is a JSON object the user can also write from the frontend. Same rules as publicMetadata.
 	// +optional
@@ -312,6 +348,12 @@ type ClerkUserStatus struct {
 	// reset was asked for, records the token, and leaves alone a factor enrolled since.
 	// +optional
 	PendingMFAReset *PendingMFAReset `json:"pendingMFAReset,omitempty"`
+
+	// privateMetadataFromHash identifies the value of spec.privateMetadataFrom last applied to
+	// Clerk (sha256, salted with the Secret's UID so that it confirms no guess of the values to
+	// whoever cannot read the Secret). Empty without privateMetadataFrom.
+	// +optional
+	PrivateMetadataFromHash string `json:"privateMetadataFromHash,omitempty"`
 
 	// lastSyncTime is when kubeclerk last read the user from Clerk.
 	// +optional

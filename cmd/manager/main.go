@@ -20,7 +20,6 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -76,6 +75,11 @@ func main() {
 	var syncPeriod, fullReadInterval time.Duration
 	var clerkRPS float64
 	var clerkBurst, maxConcurrent int
+	var privateMetadataFrom bool
+	flag.BoolVar(&privateMetadataFrom, "private-metadata-from", true,
+		"Serve spec.privateMetadataFrom: watch the Secrets labelled clerk.kubeclerk.dev/private-metadata=true "+
+			"in every namespace (needs cluster-wide get/list/watch on Secrets). false: read Secrets only in "+
+			"--cluster-resource-namespace.")
 	var batchObservation bool
 	flag.BoolVar(&batchObservation, "batch-observation", true,
 		"Read users in batches of up to 100 per Clerk call and poll for changed users, instead of "+
@@ -126,14 +130,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kubeclerk: no Clerk secret key:", err)
 		os.Exit(2)
 	}
-	clerkClient, err := clerk.New(clerk.Options{BaseURL: clerkAPIURL, SecretKey: secretKey,
-		RequestsPerSecond: clerkRPS, Burst: clerkBurst})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "kubeclerk: invalid Clerk settings:", err)
-		os.Exit(2)
+	// Without a key of its own the manager serves ClerkInstances only.
+	var clerkClient *clerk.Client
+	budget := clerk.DefaultRequestsPerSecond("sk_live_") // workers for live instances
+	if secretKey != "" {
+		clerkClient, err = clerk.New(clerk.Options{BaseURL: clerkAPIURL, SecretKey: secretKey,
+			RequestsPerSecond: clerkRPS, Burst: clerkBurst})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kubeclerk: invalid Clerk settings:", err)
+			os.Exit(2)
+		}
+		budget = float64(clerkClient.Limiter().Limit())
 	}
 	if maxConcurrent <= 0 {
-		maxConcurrent = defaultWorkers(float64(clerkClient.Limiter().Limit()))
+		maxConcurrent = defaultWorkers(budget)
 	}
 
 	// if the enable-http2 flag is false (the default), http/2 should be disabled
@@ -191,9 +201,10 @@ func main() {
 	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme: scheme,
-		// Secrets are read (and cached) only in the manager's own namespace.
+		// Secrets are read (and cached) in the manager's own namespace, and elsewhere only when
+		// labelled for privateMetadataFrom.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Namespaces: map[string]cache.Config{clusterResourceNamespace: {}}},
+			&corev1.Secret{}: controller.SecretCache(clusterResourceNamespace, privateMetadataFrom),
 		}},
 		Metrics:                metricsServerOptions,
 		HealthProbeBindAddress: probeAddr,
@@ -217,20 +228,28 @@ func main() {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
-	var observer observe.Observer = observe.PerObject{Clerk: clerkClient}
-	if batchObservation {
-		observer = &observe.Batch{Clerk: clerkClient, MaxAge: syncPeriod, FullReadInterval: fullReadInterval}
-	}
 	instanceClients := &instance.Clients{}
-	if err := (&controller.ClerkUserReconciler{
+	users := &controller.ClerkUserReconciler{
 		Clients:                 instanceClients,
+		NoPrivateMetadataFrom:   !privateMetadataFrom,
 		Client:                  mgr.GetClient(),
-		Clerk:                   clerkClient,
-		Observer:                observer,
 		Recorder:                mgr.GetEventRecorder("kubeclerk"),
 		SyncPeriod:              syncPeriod,
 		MaxConcurrentReconciles: maxConcurrent,
-	}).SetupWithManager(ctx, mgr); err != nil {
+	}
+	if batchObservation {
+		// Without a key of its own, the batched observer only lends its settings to the
+		// ClerkInstances' observers.
+		b := &observe.Batch{MaxAge: syncPeriod, FullReadInterval: fullReadInterval}
+		if clerkClient != nil {
+			b.Clerk = clerkClient
+		}
+		users.Observer = b
+	}
+	if clerkClient != nil {
+		users.Clerk = clerkClient
+	}
+	if err := users.SetupWithManager(ctx, mgr); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "clerkuser")
 		os.Exit(1)
 	}
@@ -254,16 +273,22 @@ func main() {
 		os.Exit(1)
 	}
 
-	setupLog.Info("Starting manager", "clerkAPIURL", clerkClient.BaseURL(), "syncPeriod", syncPeriod,
-		"clerkRequestsPerSecond", float64(clerkClient.Limiter().Limit()), "workers", maxConcurrent)
+	if clerkClient != nil {
+		setupLog.Info("Starting manager", "clerkAPIURL", clerkClient.BaseURL(), "syncPeriod", syncPeriod,
+			"clerkRequestsPerSecond", budget, "workers", maxConcurrent)
+	} else {
+		setupLog.Info("Starting manager without a Clerk key of its own (CLERK_SECRET_KEY, --clerk-secret-key-file): "+
+			"it serves ClerkInstances only; ClerkUsers without spec.instanceRef wait with reason InstanceNotReady",
+			"syncPeriod", syncPeriod, "workers", maxConcurrent)
+	}
 	if err := mgr.Start(ctx); err != nil {
 		setupLog.Error(err, "Failed to run manager")
 		os.Exit(1)
 	}
 }
 
-// readSecretKey returns the Clerk secret key from file (when given) or CLERK_SECRET_KEY.
-// Errors never contain the key.
+// readSecretKey returns the Clerk secret key from file (when given) or CLERK_SECRET_KEY, or ""
+// when neither is set. Errors never contain the key.
 func readSecretKey(file string) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -279,8 +304,8 @@ func readSecretKey(file string) (string, error) {
 	if key := strings.TrimSpace(os.Getenv("CLERK_SECRET_KEY")); key != "" {
 		return key, nil
 	}
-	return "", errors.New("set CLERK_SECRET_KEY or --clerk-secret-key-file to the Clerk instance secret key " +
-		"(Clerk Dashboard → API keys; sk_live_… or sk_test_…)")
+	// No key of its own: the manager serves ClerkInstances only.
+	return "", nil
 }
 
 // defaultWorkers is enough workers to spend the whole budget when each Clerk call takes about

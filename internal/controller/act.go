@@ -74,8 +74,7 @@ func (r *ClerkUserReconciler) apply(ctx context.Context, u *clerk.User, s Step) 
 // create makes the Clerk user from spec in one POST /users, with the body plan decides
 // (identifiers, profile and metadata, no password). Ban, lock and MFA follow as plan steps on
 // the created user.
-func (r *ClerkUserReconciler) create(ctx context.Context, obj *clerkv1alpha1.ClerkUser) (*clerk.User, error) {
-	spec := &obj.Spec
+func (r *ClerkUserReconciler) create(ctx context.Context, obj *clerkv1alpha1.ClerkUser, spec *clerkv1alpha1.ClerkUserSpec) (*clerk.User, error) {
 	p, err := createParams(spec)
 	if err != nil {
 		return nil, err

@@ -28,18 +28,18 @@ func (h *harness) applyInstance(name, secret string) {
 	h.t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), inst) })
 }
 
-// putSecret creates or updates the Secret name of the harness namespace with entry secret-key.
+// putSecret creates or updates the Secret name of the manager's namespace with entry secret-key.
 func (h *harness) putSecret(name, key string) {
 	h.t.Helper()
 	ctx := context.Background()
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.mgrNS},
 		Data: map[string][]byte{"secret-key": []byte(key + "\n")}}
 	if err := k8sClient.Create(ctx, sec); err == nil {
 		return
 	}
 	h.g.Eventually(func() error {
 		cur := &corev1.Secret{}
-		if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: name}, cur); err != nil {
+		if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: h.mgrNS, Name: name}, cur); err != nil {
 			return err
 		}
 		cur.Data = sec.Data
@@ -113,7 +113,7 @@ func TestClerkInstanceKeyRotation(t *testing.T) {
 	h.applyInstance(name, "rot")
 	inst := h.waitInstance(name, metav1.ConditionFalse, instance.ReasonAuthenticationFailed)
 	msg := meta.FindStatusCondition(inst.Status.Conditions, ConditionReady).Message
-	h.g.Expect(msg).To(ContainSubstring("Secret " + h.ns + "/rot"))
+	h.g.Expect(msg).To(ContainSubstring("Secret " + h.mgrNS + "/rot"))
 	h.g.Expect(msg).NotTo(ContainSubstring("sk_test_revoked"))
 	old, ok := h.clients.Get(name)
 	h.g.Expect(ok).To(BeTrue())

@@ -53,10 +53,13 @@ const DefaultSyncPeriod = 10 * time.Minute
 // ClerkUserReconciler brings Clerk users to the state their ClerkUser objects declare.
 type ClerkUserReconciler struct {
 	client.Client
-	// Clerk is the Clerk Backend API; every write goes through it.
+	// Clerk is the Clerk Backend API of the manager's own key; every write of an object without
+	// spec.instanceRef goes through it. nil: the manager has no key of its own, and such objects
+	// wait with reason InstanceNotReady.
 	Clerk ClerkAPI
-	// Observer reads bound users; observe.PerObject{Clerk} when nil. An *observe.Batch is
-	// hooked into the manager by SetupWithManager (its change reports, its start listing).
+	// Observer reads the users of the manager's own key; observe.PerObject{Clerk} when nil. An
+	// *observe.Batch is hooked into the manager by SetupWithManager (its change reports, its
+	// start listing), and lends its settings to the ClerkInstances' batched observers.
 	Observer observe.Observer
 	// Recorder records one Event per Clerk write; optional.
 	Recorder events.EventRecorder
@@ -67,11 +70,20 @@ type ClerkUserReconciler struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
+	// NoPrivateMetadataFrom turns spec.privateMetadataFrom off: no Secret outside the manager's
+	// namespace is watched or read, and objects that use it are InvalidSpec.
+	NoPrivateMetadataFrom bool
+
 	// Clients are the ClerkInstances' Clerk clients (shared with the ClerkInstanceReconciler);
 	// objects with spec.instanceRef use them.
 	Clients *instance.Clients
 
+	// observers are the ClerkInstances' batched observers (nil without batched observation).
+	observers *instanceObservers
+
 	gens *generations
+	// secrets dates the versions of privateMetadataFrom Secrets as gens does generations.
+	secrets *secretVersions
 	// started is when SetupWithManager ran: nothing the observer holds is older.
 	started time.Time
 	// instanceName and policy are set on the copy of the reconciler that serves an object bound
@@ -87,6 +99,8 @@ type syncResult struct {
 	planned bool  // plan was computed for user
 	done    int   // steps of plan that landed
 	err     error // the first error, classified by report
+	// privateHash is the hash of the privateMetadataFrom value planned for (status.privateMetadataFromHash).
+	privateHash string
 }
 
 // +kubebuilder:rbac:groups=clerk.kubeclerk.dev,resources=clerkusers,verbs=get;list;watch;update;patch
@@ -94,6 +108,7 @@ type syncResult struct {
 // +kubebuilder:rbac:groups=clerk.kubeclerk.dev,resources=clerkusers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 
 // Reconcile brings one ClerkUser's Clerk user to its spec: observe → plan → act → report.
 func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -102,18 +117,31 @@ func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		// Deleted objects need nothing more: the finalizer already ran.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// The state to bring Clerk to: the spec, with the private metadata of privateMetadataFrom.
+	d, fromErr := r.desired(ctx, obj)
 	// An object bound to a ClerkInstance uses its client and policy; one the instance does not
 	// serve or allow makes no Clerk call at all.
-	rr, refusal := r.forInstance(ctx, obj)
+	rr, refusal := r.forInstance(ctx, obj, d.spec)
 	if !obj.DeletionTimestamp.IsZero() {
+		// Deletion needs no metadata: an unusable Secret never holds it up.
 		if refusal != nil {
 			return r.finalize(ctx, obj, refusal)
 		}
 		return rr.finalize(ctx, obj, nil)
 	}
+	if refusal == nil {
+		refusal = fromErr
+	}
 	// The plan for this generation is made against a read of Clerk made after the generation
-	// appeared: a cache from before a spec change never decides what the change does.
-	notBefore := r.gens.since(obj, r.now())
+	// appeared, and after the value of its privateMetadataFrom Secret did: a cache from before
+	// a change of the declared state never decides what the change does.
+	now := r.now()
+	notBefore := r.gens.saw(obj.UID, obj.Generation, now)
+	if d.secretVersion != "" {
+		if t := r.secrets.saw(d.secret, d.secretVersion, now); t.After(notBefore) {
+			notBefore = t
+		}
+	}
 	// The finalizer is there exactly while deleting this object must call Clerk.
 	if err := r.syncFinalizer(ctx, obj, needsFinalizer(obj)); err != nil {
 		return ctrl.Result{}, err
@@ -126,12 +154,23 @@ func (r *ClerkUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		res = syncResult{err: refusal}
 		return result, retErr
 	}
-	res = rr.sync(ctx, obj, orig, notBefore)
+	res = rr.sync(ctx, obj, orig, d, notBefore)
 	return result, retErr
 }
 
-// sync observes the Clerk user, plans, and (with Manage) acts.
-func (r *ClerkUserReconciler) sync(ctx context.Context, obj, orig *clerkv1alpha1.ClerkUser, notBefore time.Time) syncResult {
+// sync observes the Clerk user, plans against d, and (with Manage) acts.
+func (r *ClerkUserReconciler) sync(ctx context.Context, obj, orig *clerkv1alpha1.ClerkUser, d desiredState, notBefore time.Time) syncResult {
+	res := r.syncDesired(ctx, obj, orig, d, notBefore)
+	res.privateHash = d.privateHash
+	return res
+}
+
+func (r *ClerkUserReconciler) syncDesired(ctx context.Context, obj, orig *clerkv1alpha1.ClerkUser, d desiredState, notBefore time.Time) syncResult {
+	// While Clerk holds this key back after a 429, a reconcile reports it and comes back when
+	// the pause ends, instead of taking a worker that other instances' objects need.
+	if err := r.paused(); err != nil {
+		return syncResult{err: err}
+	}
 	u, err := r.find(ctx, obj, notBefore)
 	if err != nil {
 		return syncResult{err: err}
@@ -148,12 +187,12 @@ func (r *ClerkUserReconciler) sync(ctx context.Context, obj, orig *clerkv1alpha1
 	}
 	if u == nil {
 		// find returns no user and no error only for AdoptOrCreate with Manage.
-		if u, err = r.create(ctx, obj); err != nil {
+		if u, err = r.create(ctx, obj, d.spec); err != nil {
 			return syncResult{err: err}
 		}
 		r.Observer.Remember(u)
 	}
-	p, err := plan(&obj.Spec, &obj.Status, u)
+	p, err := plan(d.spec, &obj.Status, u)
 	if err != nil {
 		return syncResult{user: u, err: err}
 	}
@@ -237,6 +276,19 @@ func (r *ClerkUserReconciler) syncFinalizer(ctx context.Context, obj *clerkv1alp
 	return nil
 }
 
+// paused returns a rate-limit error while the client's key is paused after a 429.
+func (r *ClerkUserReconciler) paused() error {
+	p, ok := r.Clerk.(interface{ PausedUntil() time.Time })
+	if !ok {
+		return nil
+	}
+	if d := p.PausedUntil().Sub(r.now()); d > 0 {
+		return &clerk.LimiterError{Method: "every", Path: "request", RetryAfter: d,
+			Err: fmt.Errorf("paused after Clerk answered 429; requests with this key resume in %s", d.Round(time.Second))}
+	}
+	return nil
+}
+
 func (r *ClerkUserReconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -250,7 +302,7 @@ func jitterRand() float64 { return rand.Float64() } //nolint:gosec // jitter nee
 // Only spec changes (generation) and annotation changes start a reconcile: the reconciler's own
 // status patches never cause new Clerk calls.
 func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if r.Observer == nil {
+	if r.Observer == nil && r.Clerk != nil {
 		getter, ok := r.Clerk.(observe.UserGetter)
 		if !ok {
 			return fmt.Errorf("no Observer set and the Clerk API cannot get users")
@@ -264,6 +316,9 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if r.gens == nil {
 		r.gens = &generations{}
 	}
+	if r.secrets == nil {
+		r.secrets = &secretVersions{}
+	}
 	if r.Clients == nil {
 		r.Clients = &instance.Clients{}
 	}
@@ -274,6 +329,9 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		return nil
 	}); err != nil {
 		return fmt.Errorf("index ClerkUsers by %s: %w", instanceRefIndex, err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &clerkv1alpha1.ClerkUser{}, privateMetadataFromIndex, privateMetadataSecret); err != nil {
+		return fmt.Errorf("index ClerkUsers by %s: %w", privateMetadataFromIndex, err)
 	}
 	src, err := r.changedUsersSource(mgr)
 	if err != nil {
@@ -295,10 +353,16 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	}); err != nil {
 		return fmt.Errorf("index ClerkUsers by %s: %w", userIDIndex, err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&clerkv1alpha1.ClerkUser{}, builder.WithPredicates(r.watchPredicate(),
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WatchesRawSource(src).
+		WatchesRawSource(src)
+	if !r.NoPrivateMetadataFrom {
+		// A new value of a privateMetadataFrom Secret is applied at once.
+		b = b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSecret),
+			builder.WithPredicates(r.secretPredicate()))
+	}
+	return b.
 		// A change of an instance (policy, selector, readiness) decides its objects again.
 		Watches(&clerkv1alpha1.ClerkInstance{}, handler.EnqueueRequestsFromMapFunc(r.usersOfInstance),
 			builder.WithPredicates(instanceDecides)).
@@ -323,7 +387,7 @@ func (r *ClerkUserReconciler) changedUsersSource(mgr ctrl.Manager) (source.Sourc
 	changes := make(chan event.GenericEvent, 1024)
 	if bo, ok := r.Observer.(*observe.Batch); ok {
 		if bo.Changed == nil {
-			bo.Changed = func(ctx context.Context, ids []string) { r.enqueueUsers(ctx, ids, changes) }
+			bo.Changed = func(ctx context.Context, ids []string) { r.enqueueUsers(ctx, "", ids, changes) }
 		}
 		if bo.MaxAge <= 0 {
 			bo.MaxAge = r.SyncPeriod
@@ -331,37 +395,39 @@ func (r *ClerkUserReconciler) changedUsersSource(mgr ctrl.Manager) (source.Sourc
 		bo.Log = mgr.GetLogger().WithName("observer")
 		// After a start, the observer reads every bound user in the fewest calls before the
 		// reconciles ask one by one.
+		managed := func(ctx context.Context, name string) ([]string, error) {
+			if !mgr.GetCache().WaitForCacheSync(ctx) {
+				return nil, errors.New("the ClerkUser cache did not sync")
+			}
+			return r.boundToInstance(ctx, name)
+		}
 		if bo.Managed == nil {
-			bo.Managed = func(ctx context.Context) ([]string, error) {
-				if !mgr.GetCache().WaitForCacheSync(ctx) {
-					return nil, errors.New("the ClerkUser cache did not sync")
-				}
-				var list clerkv1alpha1.ClerkUserList
-				if err := r.List(ctx, &list); err != nil {
-					return nil, fmt.Errorf("list ClerkUsers: %w", err)
-				}
-				ids := make([]string, 0, len(list.Items))
-				for i := range list.Items {
-					// Objects bound to a ClerkInstance are read with that instance's key.
-					if list.Items[i].Spec.InstanceRef != nil {
-						continue
-					}
-					if id := boundID(&list.Items[i]); id != "" {
-						ids = append(ids, id)
-					}
-				}
-				return ids, nil
+			// Objects bound to a ClerkInstance are read by that instance's observer.
+			bo.Managed = func(ctx context.Context) ([]string, error) { return managed(ctx, "") }
+		}
+		// Without a key of its own (Clerk nil) it only lends its settings to the instances'.
+		if r.Clerk != nil {
+			if err := mgr.Add(bo); err != nil {
+				return nil, fmt.Errorf("add the batched observer: %w", err)
 			}
 		}
-		if err := mgr.Add(bo); err != nil {
-			return nil, fmt.Errorf("add the batched observer: %w", err)
+		// Each ClerkInstance gets a batched observer of its own, with the same settings.
+		r.observers = newInstanceObservers(bo, r.Clients, mgr.GetLogger().WithName("observer"))
+		r.observers.managed = managed
+		r.observers.changed = func(ctx context.Context, name string, ids []string) { r.enqueueUsers(ctx, name, ids, changes) }
+		if err := mgr.Add(r.observers); err != nil {
+			return nil, fmt.Errorf("add the ClerkInstances' batched observers: %w", err)
+		}
+		if r.Clerk == nil {
+			r.Observer = nil // never started: nothing to observe with
 		}
 	}
 	return source.Channel(changes, &handler.EnqueueRequestForObject{}), nil
 }
 
-// enqueueUsers asks for a reconcile of every ClerkUser bound to one of ids.
-func (r *ClerkUserReconciler) enqueueUsers(ctx context.Context, ids []string, out chan<- event.GenericEvent) {
+// enqueueUsers asks for a reconcile of every ClerkUser of instanceName ("" for the manager's
+// own key) bound to one of ids.
+func (r *ClerkUserReconciler) enqueueUsers(ctx context.Context, instanceName string, ids []string, out chan<- event.GenericEvent) {
 	for _, id := range ids {
 		var list clerkv1alpha1.ClerkUserList
 		if err := r.List(ctx, &list, client.MatchingFields{userIDIndex: id}); err != nil {
@@ -369,6 +435,9 @@ func (r *ClerkUserReconciler) enqueueUsers(ctx context.Context, ids []string, ou
 			continue
 		}
 		for i := range list.Items {
+			if instanceOf(&list.Items[i]) != instanceName {
+				continue // another Clerk instance's user with the same ID
+			}
 			logf.FromContext(ctx).V(1).Info("Clerk user changed outside kubeclerk", "userID", id,
 				"clerkUser", client.ObjectKeyFromObject(&list.Items[i]))
 			select {

@@ -93,9 +93,7 @@ func TestGenerations(t *testing.T) {
 	if got := g.saw("a", 1, t0.Add(time.Minute)); !got.Equal(t0) {
 		t.Errorf("same generation again = %v, want %v", got, t0)
 	}
-	obj := &clerkv1alpha1.ClerkUser{}
-	obj.UID, obj.Generation = types.UID("a"), 2
-	if got := g.since(obj, t0.Add(2*time.Minute)); !got.Equal(t0.Add(2 * time.Minute)) {
+	if got := g.saw(types.UID("a"), 2, t0.Add(2*time.Minute)); !got.Equal(t0.Add(2 * time.Minute)) {
 		t.Errorf("new generation = %v", got)
 	}
 	g.forget("a")

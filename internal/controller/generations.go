@@ -11,48 +11,52 @@ import (
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 )
 
+// firstSeen remembers when this manager first learnt of each version of a thing: a ClerkUser's
+// generation (generations), a private-metadata Secret's resourceVersion (secretVersions).
+type firstSeen[K comparable, V comparable] struct {
+	mu   sync.Mutex
+	seen map[K]versionSeen[V]
+}
+
+type versionSeen[V comparable] struct {
+	version V
+	at      time.Time
+}
+
+// saw records that version v of k was seen at now, unless it was seen before, and returns when
+// it was first seen.
+func (f *firstSeen[K, V]) saw(k K, v V, now time.Time) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.seen == nil {
+		f.seen = map[K]versionSeen[V]{}
+	}
+	if s, ok := f.seen[k]; ok && s.version == v {
+		return s.at
+	}
+	f.seen[k] = versionSeen[V]{version: v, at: now}
+	return now
+}
+
+// forget drops what is remembered of k.
+func (f *firstSeen[K, V]) forget(k K) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.seen, k)
+}
+
 // generations remembers when this manager first learnt of each ClerkUser generation: the watch
 // event that brought it (after a start, the initial listing). A plan for generation G is made
 // against an observation read from Clerk after that moment, so that a cached view from before
 // a spec change (an out-of-band unban, a re-enrolled second factor) never decides what the new
 // generation does; reads made after it, coalesced batch reads and the start's listing included,
-// are as good as a read made by the reconcile itself, and cost nothing more.
-type generations struct {
-	mu   sync.Mutex
-	seen map[types.UID]generationSeen
-}
+// are as good as a read made by the reconcile itself, and cost nothing more. A generation the
+// watch has not reported yet counts as seen when it is asked about (the strictest bound).
+type generations = firstSeen[types.UID, int64]
 
-type generationSeen struct {
-	generation int64
-	at         time.Time
-}
-
-// saw records that generation gen of object uid was seen at now, unless it was seen before.
-func (g *generations) saw(uid types.UID, gen int64, now time.Time) time.Time {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.seen == nil {
-		g.seen = map[types.UID]generationSeen{}
-	}
-	if s, ok := g.seen[uid]; ok && s.generation == gen {
-		return s.at
-	}
-	g.seen[uid] = generationSeen{generation: gen, at: now}
-	return now
-}
-
-// since returns when the object's current generation was first seen; a generation the watch
-// has not reported yet counts as seen now (the strictest bound).
-func (g *generations) since(obj *clerkv1alpha1.ClerkUser, now time.Time) time.Time {
-	return g.saw(obj.UID, obj.Generation, now)
-}
-
-// forget drops what is remembered of a deleted object.
-func (g *generations) forget(uid types.UID) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.seen, uid)
-}
+// secretVersions does the same for the Secrets privateMetadataFrom reads: a new value of one is
+// a change of the declared state as much as a new generation.
+type secretVersions = firstSeen[types.NamespacedName, string]
 
 // watchPredicate records each generation as the watch delivers it, and on deletion forgets the
 // object and (through gone) what the observer knows of its user. It filters nothing.
@@ -71,7 +75,11 @@ func (r *ClerkUserReconciler) watchPredicate() predicate.Funcs {
 			if obj, ok := e.Object.(*clerkv1alpha1.ClerkUser); ok {
 				// An object deleted with Orphan, or while Observe, leaves nothing cached behind.
 				if id := boundID(obj); id != "" {
-					r.Observer.Forget(id, false)
+					if name := instanceOf(obj); name == "" && r.Observer != nil {
+						r.Observer.Forget(id, false)
+					} else if r.observers != nil {
+						r.observers.forget(name, id)
+					}
 				}
 			}
 			return true

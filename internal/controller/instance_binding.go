@@ -18,7 +18,6 @@ import (
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/instance"
-	"github.com/kubeclerk/kubeclerk/internal/observe"
 )
 
 // Reasons of a ClerkUser bound to a ClerkInstance.
@@ -37,8 +36,12 @@ const instanceRefIndex = "spec.instanceRef.name"
 // user from that client, and the instance's policy. It refuses, before any Clerk call, an
 // object the instance does not serve (namespaceSelector) or allow (policy): NotAllowed; and
 // waits while the instance is missing or not connected: InstanceNotReady.
-func (r *ClerkUserReconciler) forInstance(ctx context.Context, obj *clerkv1alpha1.ClerkUser) (*ClerkUserReconciler, error) {
+func (r *ClerkUserReconciler) forInstance(ctx context.Context, obj *clerkv1alpha1.ClerkUser, spec *clerkv1alpha1.ClerkUserSpec) (*ClerkUserReconciler, error) {
 	if obj.Spec.InstanceRef == nil {
+		if r.Clerk == nil {
+			return nil, &waitError{reason: ReasonInstanceNotReady, message: "kubeclerk runs without a Clerk key of its own " +
+				"(CLERK_SECRET_KEY or --clerk-secret-key-file) and serves ClerkInstances only; set spec.instanceRef to a ClerkInstance, or give the manager a key."}
+		}
 		return r, nil
 	}
 	name := obj.Spec.InstanceRef.Name
@@ -63,7 +66,7 @@ func (r *ClerkUserReconciler) forInstance(ctx context.Context, obj *clerkv1alpha
 	if !selected {
 		return nil, &stallError{reason: ReasonNotAllowed, message: instance.NamespaceNotSelected(name, obj.Namespace).Error()}
 	}
-	view, err := instance.ViewFromSpec(name, &obj.Spec)
+	view, err := instance.ViewFromSpec(name, spec)
 	if err != nil {
 		return nil, &InvalidSpecError{Field: "spec", Reason: err.Error()}
 	}
@@ -77,9 +80,13 @@ func (r *ClerkUserReconciler) forInstance(ctx context.Context, obj *clerkv1alpha
 	if !ok {
 		return nil, notReady("ClerkInstance %s has no usable key yet; kubeclerk waits for it.", name)
 	}
+	o, err := r.instanceObserver(ctx, name, c)
+	if err != nil {
+		return nil, err
+	}
 	rr := *r
 	rr.Clerk = c
-	rr.Observer = observe.PerObject{Clerk: c}
+	rr.Observer = o
 	rr.instanceName, rr.policy = name, inst.Spec.Policy
 	return &rr, nil
 }
@@ -110,6 +117,13 @@ func (r *ClerkUserReconciler) checkBoundUser(primaryEmail string) error {
 // usersOfInstance returns the ClerkUsers bound to the ClerkInstance o: a change of its policy,
 // selector or readiness decides them again at once.
 func (r *ClerkUserReconciler) usersOfInstance(ctx context.Context, o client.Object) []reconcile.Request {
+	if r.observers != nil {
+		// A deleted instance's observer stops; a new one with the name starts afresh.
+		err := r.Get(ctx, client.ObjectKeyFromObject(o), &clerkv1alpha1.ClerkInstance{})
+		if apierrors.IsNotFound(err) {
+			r.observers.stop(o.GetName())
+		}
+	}
 	var list clerkv1alpha1.ClerkUserList
 	if err := r.List(ctx, &list, client.MatchingFields{instanceRefIndex: o.GetName()}); err != nil {
 		logf.FromContext(ctx).Error(err, "Finding the ClerkUsers of a ClerkInstance failed", "instance", o.GetName())

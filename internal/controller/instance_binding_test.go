@@ -2,9 +2,12 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -176,4 +179,73 @@ func TestInstanceRateLimitIsolation(t *testing.T) {
 	}
 	h.g.Expect(meta.FindStatusCondition(h.get("stormy").Status.Conditions, ConditionReady).Reason).To(Equal(ReasonRateLimited))
 	b.fake.ClearFaults()
+}
+
+// TestInstanceBatchedObservation: the users bound to a ClerkInstance are read by that instance's
+// own batched observer: with its key, in batches (never one GET per user), and its change poll
+// or expiry finds drift, which is corrected; the manager's own Clerk is not called for them.
+// Deleting the instance stops its observer.
+func TestInstanceBatchedObservation(t *testing.T) {
+	h := newHarness(t, withSyncPeriod(2*time.Second))
+	b := h.otherClerk()
+	inst := "batch-" + h.ns
+	h.createInstance(inst, b, map[string]string{}, nil)
+	ctx := context.Background()
+	ownWrites, ownGets := h.writes(), h.calls("GET /v1/users/{user_id}")
+	ids := make([]string, 0, 5)
+	for i := range 5 {
+		u, err := b.api.CreateUser(ctx, clerk.CreateUserParams{ExternalID: new(fmt.Sprintf("emp-b%d", i)),
+			EmailAddresses: []string{fmt.Sprintf("b%d@example.com", i)}, SkipPasswordRequirement: true})
+		h.g.Expect(err).NotTo(HaveOccurred())
+		ids = append(ids, u.ID)
+		h.apply(fmt.Sprintf("b%d", i), clerkv1alpha1.ClerkUserSpec{InstanceRef: &clerkv1alpha1.InstanceReference{Name: inst},
+			UserID: u.ID, FirstName: new("B"), Banned: new(false)})
+	}
+	for i := range 5 {
+		h.waitSynced(fmt.Sprintf("b%d", i))
+	}
+	h.g.Expect(h.reconciler.observers.running(inst)).To(BeTrue(), "no batched observer for the instance")
+
+	// Drift on the instance is found and corrected.
+	_, err := b.api.BanUser(ctx, ids[2])
+	h.g.Expect(err).NotTo(HaveOccurred())
+	h.g.Eventually(func(g Gomega) any {
+		raw, ok := b.fake.User(ids[2])
+		g.Expect(ok).To(BeTrue())
+		var u map[string]any
+		g.Expect(json.Unmarshal(raw, &u)).To(Succeed())
+		return u["banned"]
+	}).Should(BeFalse())
+	h.g.Expect(b.fake.Stats().Count("GET /v1/users/{user_id}")).To(BeZero(),
+		"users of the instance were read one by one: %v", b.fake.Stats().Requests)
+	h.g.Expect(b.fake.Stats().Count("GET /v1/users")).To(BeNumerically(">", 0))
+	// The manager's own Clerk only answers its own observer's polls.
+	h.g.Expect(h.writes()).To(Equal(ownWrites), "the manager's own Clerk was written for the instance's users")
+	h.g.Expect(h.calls("GET /v1/users/{user_id}")).To(Equal(ownGets))
+
+	// Deleting the instance stops its observer.
+	h.g.Expect(k8sClient.Delete(ctx, &clerkv1alpha1.ClerkInstance{ObjectMeta: metav1.ObjectMeta{Name: inst}})).To(Succeed())
+	h.g.Eventually(func() bool { return h.reconciler.observers.running(inst) }).Should(BeFalse())
+}
+
+// TestManagerWithoutOwnKey: a manager started without a key of its own serves ClerkInstances:
+// their objects converge; an object without spec.instanceRef waits with InstanceNotReady, makes
+// no Clerk call, and its deletion with deletionPolicy Orphan is not held up.
+func TestManagerWithoutOwnKey(t *testing.T) {
+	h := newHarness(t, withoutOwnKey)
+	b := h.otherClerk()
+	inst := "only-" + h.ns
+	h.createInstance(inst, b, map[string]string{}, nil)
+	u, err := b.api.CreateUser(context.Background(), clerk.CreateUserParams{ExternalID: new("emp-k"),
+		EmailAddresses: []string{"k@example.com"}, SkipPasswordRequirement: true})
+	h.g.Expect(err).NotTo(HaveOccurred())
+	h.apply("bound", clerkv1alpha1.ClerkUserSpec{InstanceRef: &clerkv1alpha1.InstanceReference{Name: inst}, ExternalID: "emp-k", LastName: new("K")})
+	h.g.Expect(h.waitSynced("bound").Status.UserID).To(Equal(u.ID))
+
+	h.apply("unbound", clerkv1alpha1.ClerkUserSpec{EmailAddress: "k@example.com", Banned: new(true)})
+	obj := h.waitCondition("unbound", metav1.ConditionFalse, ReasonInstanceNotReady)
+	h.g.Expect(meta.FindStatusCondition(obj.Status.Conditions, ConditionReady).Message).To(ContainSubstring("set spec.instanceRef"))
+	h.g.Expect(h.fake.Stats().Total).To(BeZero(), "the manager called a Clerk it has no key for")
+	h.g.Expect(k8sClient.Delete(context.Background(), obj)).To(Succeed())
+	h.g.Eventually(h.gone("unbound")).Should(BeTrue())
 }

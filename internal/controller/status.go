@@ -115,8 +115,8 @@ func millisToTime(ms *int64) *metav1.Time {
 //   - userID, observed and lastSyncTime follow the user read or written (a Conflict loser
 //     releases the user it had bound);
 //   - pendingChanges are the plan's steps that did not land;
-//   - ownedMetadataKeys and lastMFAResetToken change only with Manage, and only once their step
-//     landed or was not needed (a reset token also clears the reset marked under way);
+//   - ownedMetadataKeys, privateMetadataFromHash and lastMFAResetToken change only with Manage,
+//     and only once their step landed or was not needed (a reset token also clears the reset marked under way);
 //   - observedGeneration advances when the outcome is final for gen.
 func nextStatus(st clerkv1alpha1.ClerkUserStatus, gen int64, manage bool, res syncResult, o outcome, now time.Time) clerkv1alpha1.ClerkUserStatus {
 	st = *st.DeepCopy()
@@ -134,6 +134,7 @@ func nextStatus(st clerkv1alpha1.ClerkUserStatus, gen int64, manage bool, res sy
 		st.PendingChanges = res.plan.PendingChanges(res.done)
 		if manage && stepLanded(res, StepMetadata) {
 			st.OwnedMetadataKeys = res.plan.OwnedMetadataKeys
+			st.PrivateMetadataFromHash = res.privateHash
 		}
 		if manage && res.plan.MFAResetToken != "" && stepLanded(res, StepDisableMFA) {
 			st.LastMFAResetToken = res.plan.MFAResetToken

@@ -94,15 +94,19 @@ func startEnv(t *testing.T) {
 // (with its own secret key, hence its own client-side rate bucket) and its own manager that
 // only watches that namespace.
 type harness struct {
-	t      *testing.T
-	g      *WithT
-	ns     string
+	t  *testing.T
+	g  *WithT
+	ns string
+	// mgrNS is the manager's namespace (ClerkInstances' Secrets): ns, unless withManagerNamespace.
+	mgrNS  string
 	fake   *clerkfake.Server
 	srv    *httptest.Server
 	api    *clerk.Client // out-of-band changes, as the application or a person would make them
 	mgrAPI *clerk.Client
 	opts   harnessOptions
 	stop   func()
+	// reconciler is the running manager's ClerkUser reconciler.
+	reconciler *ClerkUserReconciler
 	// clients are the ClerkInstances' Clerk clients, kept across manager restarts.
 	clients *instance.Clients
 }
@@ -112,6 +116,11 @@ type harnessOptions struct {
 	syncPeriod time.Duration
 	fake       clerkfake.Options
 	wrap       func(http.Handler) http.Handler
+	// managerNS gives the manager a namespace of its own: ns is then a tenant's, where only
+	// labelled Secrets are cached.
+	managerNS bool
+	// noOwnKey starts the manager without a Clerk key of its own: ClerkInstances only.
+	noOwnKey bool
 }
 
 const (
@@ -150,6 +159,12 @@ func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
 	hs.g.Expect(k8sClient.Create(context.Background(), ns)).To(Succeed())
 	hs.ns = ns.Name
+	hs.mgrNS = ns.Name
+	if o.managerNS {
+		m := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "mgr-"}}
+		hs.g.Expect(k8sClient.Create(context.Background(), m)).To(Succeed())
+		hs.mgrNS = m.Name
+	}
 
 	hs.opts = o
 	hs.start()
@@ -164,7 +179,9 @@ func (h *harness) start() {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
+		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}},
+			// The manager's Secret cache.
+			ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: SecretCache(h.mgrNS, true)}},
 		// Every test has its own manager in this process; the controller name repeats.
 		Controller: config.Controller{SkipNameValidation: new(true)},
 	})
@@ -174,21 +191,26 @@ func (h *harness) start() {
 	if o.perObject {
 		observer = observe.PerObject{Clerk: h.mgrAPI}
 	}
+	var own ClerkAPI = h.mgrAPI
+	if o.noOwnKey {
+		own, observer = nil, &observe.Batch{MaxAge: o.syncPeriod}
+	}
 	if h.clients == nil {
 		h.clients = &instance.Clients{}
 	}
 	r := &ClerkUserReconciler{
 		Clients:                 h.clients,
 		Client:                  mgr.GetClient(),
-		Clerk:                   h.mgrAPI,
+		Clerk:                   own,
 		Observer:                observer,
 		Recorder:                mgr.GetEventRecorder("kubeclerk"),
 		SyncPeriod:              o.syncPeriod,
 		MaxConcurrentReconciles: 2,
 	}
 	h.g.Expect(r.SetupWithManager(ctx, mgr)).To(Succeed())
-	// ClerkInstances' Secrets live in the harness namespace.
-	h.g.Expect((&ClerkInstanceReconciler{Client: mgr.GetClient(), Clients: h.clients, Namespace: h.ns,
+	h.reconciler = r
+	// ClerkInstances' Secrets live in the manager's namespace.
+	h.g.Expect((&ClerkInstanceReconciler{Client: mgr.GetClient(), Clients: h.clients, Namespace: h.mgrNS,
 		ProbePeriod: o.syncPeriod}).SetupWithManager(ctx, mgr)).To(Succeed())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
@@ -202,7 +224,7 @@ func (h *harness) start() {
 		})
 	}
 	h.t.Cleanup(h.stop)
-	if !o.perObject {
+	if !o.perObject && !o.noOwnKey {
 		// The batched observer's first poll (how many users, where changes stand) comes first.
 		lists := h.calls("GET /v1/users")
 		h.g.Eventually(func() int64 { return h.calls("GET /v1/users") }).Should(BeNumerically(">", lists))
@@ -210,6 +232,10 @@ func (h *harness) start() {
 }
 
 func perObject(o *harnessOptions) { o.perObject = true }
+
+func withManagerNamespace(o *harnessOptions) { o.managerNS = true }
+
+func withoutOwnKey(o *harnessOptions) { o.noOwnKey = true }
 
 func withSyncPeriod(d time.Duration) func(*harnessOptions) {
 	return func(o *harnessOptions) { o.syncPeriod = d }

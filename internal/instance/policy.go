@@ -91,12 +91,16 @@ type ClerkUserView struct {
 
 	// Metadata are the declared top-level metadata keys per object.
 	Metadata MetadataKeys
+
+	// PrivateMetadataSecret names the Secret of spec.privateMetadataFrom, whose keys are in
+	// Metadata.Private too; messages then point at it as well.
+	PrivateMetadataSecret string
 }
 
 // ViewFromSpec builds the view of a ClerkUserSpec for the ClerkInstance named instance. It reads
 // the top-level keys of each declared metadata object; an error means a metadata field is not a
 // JSON object (which the CRD refuses). Keys from privateMetadataFrom are not in the spec: the
-// caller appends them to Metadata.Private.
+// caller merges them into spec.privateMetadata first.
 func ViewFromSpec(instance string, spec *v1alpha1.ClerkUserSpec) (ClerkUserView, error) {
 	v := ClerkUserView{
 		Instance:       instance,
@@ -107,6 +111,9 @@ func ViewFromSpec(instance string, spec *v1alpha1.ClerkUserSpec) (ClerkUserView,
 		CreationPolicy: spec.CreationPolicy,
 		DeletionPolicy: spec.DeletionPolicy,
 		MetadataPolicy: spec.MetadataPolicy,
+	}
+	if spec.PrivateMetadataFrom != nil {
+		v.PrivateMetadataSecret = spec.PrivateMetadataFrom.SecretKeyRef.Name
 	}
 	var err error
 	if spec.PublicMetadata != nil {
@@ -277,6 +284,9 @@ func (c *checker) metadata(p *v1alpha1.ProtectedMetadataKeys) {
 			continue
 		}
 		rule, field := "policy.protectedMetadataKeys."+o.name, "spec."+o.name+"Metadata"
+		if o.name == "private" && c.spec.PrivateMetadataSecret != "" {
+			field += " or Secret " + c.spec.PrivateMetadataSecret + " (spec.privateMetadataFrom)"
+		}
 		protected := strings.Join(o.protected, ", ")
 		var hit []string
 		for _, k := range o.declared {

@@ -446,7 +446,11 @@ func (o *Batch) read(ctx context.Context, ids []string) {
 	o.mu.Lock()
 	start, tracked := o.now(), o.polled
 	o.mu.Unlock()
-	users, err := o.Clerk.ListUsers(ctx, clerk.ListUsersParams{UserIDs: ids, Limit: batchSize})
+	var users []clerk.User
+	err := pausedError(o.Clerk)
+	if err == nil {
+		users, err = o.Clerk.ListUsers(ctx, clerk.ListUsersParams{UserIDs: ids, Limit: batchSize})
+	}
 	found := make(map[string]*clerk.User, len(users))
 	for i := range users {
 		found[users[i].ID] = &users[i]
@@ -510,6 +514,23 @@ func (o *Batch) answer(id string, res observation, start time.Time) (left bool) 
 	o.waiting[id] = rest
 	return true
 }
+
+// pausedError returns a rate-limit error, without a call, while Clerk holds the key back after a
+// 429 (when c tells): the reconciles waiting for a read hear it at once and come back when the
+// pause ends, instead of each holding a worker for the whole pause.
+func pausedError(c userLister) error {
+	p, ok := c.(interface{ PausedUntil() time.Time })
+	if !ok {
+		return nil
+	}
+	if d := time.Until(p.PausedUntil()); d > 0 {
+		return &clerk.LimiterError{Method: http.MethodGet, Path: "/users", RetryAfter: d, Err: errPaused}
+	}
+	return nil
+}
+
+// errPaused is the cause of the error pausedError returns.
+var errPaused = errors.New("paused after Clerk answered 429 Too Many Requests")
 
 // notFound is the error Clerk gives for a user that does not exist, for a user a batch read did
 // not return.

@@ -535,3 +535,41 @@ func TestSameState(t *testing.T) {
 		})
 	}
 }
+
+// pausedClerk is a memClerk whose key Clerk holds back until pausedUntil.
+type pausedClerk struct {
+	*memClerk
+	pausedUntil time.Time
+}
+
+func (p *pausedClerk) PausedUntil() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pausedUntil
+}
+
+// TestBatchReadWhilePaused: while Clerk holds the key back after a 429, a read answers its
+// reconciles at once with a rate-limit error carrying the time left, without a call; once the
+// pause has passed, reads go to Clerk again.
+func TestBatchReadWhilePaused(t *testing.T) {
+	m := &pausedClerk{memClerk: newMemClerk(1), pausedUntil: time.Now().Add(time.Hour)}
+	o := &Batch{Clerk: m, MaxAge: time.Minute}
+	startObserver(t, o)
+	ctx := context.Background()
+	_, err := o.Observe(ctx, "user_0000", time.Time{})
+	if !clerk.IsRateLimited(err) {
+		t.Fatalf("Observe while paused = %v, want a rate-limit error", err)
+	}
+	if d, ok := clerk.RetryAfter(err); !ok || d < 59*time.Minute {
+		t.Errorf("RetryAfter = %v, %v; want about an hour", d, ok)
+	}
+	if lists, _ := m.calls(); lists != 0 {
+		t.Errorf("%d calls while paused", lists)
+	}
+	m.mu.Lock()
+	m.pausedUntil = time.Time{}
+	m.mu.Unlock()
+	if _, err := o.Observe(ctx, "user_0000", time.Time{}); err != nil {
+		t.Fatalf("Observe after the pause: %v", err)
+	}
+}
