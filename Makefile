@@ -1,5 +1,10 @@
+# The version built: the Git tag when HEAD has one, else dev. It goes into --version, the
+# User-Agent sent to Clerk, the kubeclerk_build_info metric and the image tag.
+VERSION ?= $(shell git describe --tags --exact-match 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS ?= -X github.com/kubeclerk/kubeclerk/internal/version.Version=$(VERSION) -X github.com/kubeclerk/kubeclerk/internal/version.Commit=$(COMMIT)
 # Image URL to use all building/pushing image targets
-IMG ?= ghcr.io/kubeclerk/kubeclerk:latest
+IMG ?= ghcr.io/kubeclerk/kubeclerk:$(if $(filter dev,$(VERSION)),latest,$(VERSION))
 
 # Get the currently used golang install path (in GOPATH/bin, unless GOBIN is set)
 ifeq (,$(shell go env GOBIN))
@@ -44,7 +49,7 @@ vet: ## Run go vet against code.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt vet envtest-assets ## Run all tests (unit and envtest) with the race detector.
+test: manifests generate fmt vet envtest-assets helm kustomize ## Run all tests (unit and envtest) with the race detector.
 	KUBEBUILDER_ASSETS="$$(bash hack/envtest/build.sh | tail -n 1)" go test -race ./... -coverprofile cover.out
 
 .PHONY: verify
@@ -71,8 +76,8 @@ lint-config: golangci-lint ## Verify golangci-lint linter configuration
 
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager and the fake Clerk API binaries.
-	go build -o bin/manager ./cmd/manager
-	go build -o bin/fakeclerk ./cmd/fakeclerk
+	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
+	go build -trimpath -o bin/fakeclerk ./cmd/fakeclerk
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager from your host against the cluster in ~/.kube/config (needs CLERK_SECRET_KEY).
@@ -80,7 +85,7 @@ run: manifests generate fmt vet ## Run the manager from your host against the cl
 
 .PHONY: docker-build
 docker-build: ## Build docker image with the manager.
-	$(CONTAINER_TOOL) build -t ${IMG} .
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t ${IMG} .
 
 .PHONY: docker-push
 docker-push: ## Push docker image with the manager.
@@ -161,12 +166,14 @@ $(LOCALBIN):
 KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo "$$(bash hack/envtest/build.sh | tail -n 1)/kubectl")
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+HELM ?= $(LOCALBIN)/helm
 GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION ?= v3.22.0
 ## Kubernetes version of the envtest control plane (kube-apiserver, kubectl), built from source.
 ENVTEST_K8S_VERSION ?= 1.37.2
 
@@ -183,6 +190,11 @@ $(KUSTOMIZE): $(LOCALBIN)
 controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.
 $(CONTROLLER_GEN): $(LOCALBIN)
 	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+.PHONY: helm
+helm: $(HELM) ## Build helm locally if necessary (go install, no prebuilt binary).
+$(HELM): $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.

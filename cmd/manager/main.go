@@ -47,7 +47,9 @@ import (
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
 	"github.com/kubeclerk/kubeclerk/internal/controller"
 	"github.com/kubeclerk/kubeclerk/internal/instance"
+	"github.com/kubeclerk/kubeclerk/internal/metrics"
 	"github.com/kubeclerk/kubeclerk/internal/observe"
+	"github.com/kubeclerk/kubeclerk/internal/version"
 	// +kubebuilder:scaffold:imports
 )
 
@@ -75,6 +77,10 @@ func main() {
 	var syncPeriod, fullReadInterval time.Duration
 	var clerkRPS float64
 	var clerkBurst, maxConcurrent int
+	var maxDeletionsPerMinute int
+	flag.IntVar(&maxDeletionsPerMinute, "max-deletions-per-minute", controller.DefaultMaxDeletionsPerMinute,
+		"Deletion brake: at most this many Ban/Delete actions of deletion policies a minute, across all instances; "+
+			"beyond it objects wait with reason DeletionThrottled. 0 turns the brake off.")
 	var privateMetadataFrom bool
 	flag.BoolVar(&privateMetadataFrom, "private-metadata-from", true,
 		"Serve spec.privateMetadataFrom: watch the Secrets labelled clerk.kubeclerk.dev/private-metadata=true "+
@@ -119,8 +125,15 @@ func main() {
 	opts := zap.Options{
 		Development: true,
 	}
+	var showVersion bool
+	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if showVersion {
+		fmt.Println(version.String("kubeclerk"))
+		return
+	}
+	clerk.Version = version.Version // the User-Agent sent to Clerk
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
@@ -131,16 +144,22 @@ func main() {
 		os.Exit(2)
 	}
 	// Without a key of its own the manager serves ClerkInstances only.
+	m := metrics.New()
+	if err := m.Register(nil, version.Version, version.CommitOrVCS()); err != nil {
+		fmt.Fprintln(os.Stderr, "kubeclerk: register metrics:", err)
+		os.Exit(1)
+	}
 	var clerkClient *clerk.Client
 	budget := clerk.DefaultRequestsPerSecond("sk_live_") // workers for live instances
 	if secretKey != "" {
 		clerkClient, err = clerk.New(clerk.Options{BaseURL: clerkAPIURL, SecretKey: secretKey,
-			RequestsPerSecond: clerkRPS, Burst: clerkBurst})
+			RequestsPerSecond: clerkRPS, Burst: clerkBurst, Observer: m.Client(metrics.DefaultInstance)})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "kubeclerk: invalid Clerk settings:", err)
 			os.Exit(2)
 		}
 		budget = float64(clerkClient.Limiter().Limit())
+		m.SetBudget(metrics.DefaultInstance, budget)
 	}
 	if maxConcurrent <= 0 {
 		maxConcurrent = defaultWorkers(budget)
@@ -205,11 +224,13 @@ func main() {
 		// labelled for privateMetadataFrom.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: controller.SecretCache(clusterResourceNamespace, privateMetadataFrom),
-		}},
+		}, DefaultTransform: controller.TrimForCache},
 		Metrics:                metricsServerOptions,
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         enableLeaderElection,
 		LeaderElectionID:       "4912c7a9.kubeclerk.dev",
+		// The lease lives in the manager's namespace, in a cluster or outside one.
+		LeaderElectionNamespace: clusterResourceNamespace,
 		// LeaderElectionReleaseOnCancel defines if the leader should step down voluntarily
 		// when the Manager ends. This requires the binary to immediately end when the
 		// Manager is stopped, otherwise, this setting is unsafe. Setting this significantly
@@ -228,10 +249,12 @@ func main() {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
-	instanceClients := &instance.Clients{}
+	instanceClients := &instance.Clients{Metrics: m}
 	users := &controller.ClerkUserReconciler{
 		Clients:                 instanceClients,
 		NoPrivateMetadataFrom:   !privateMetadataFrom,
+		Metrics:                 m,
+		DeletionBrake:           controller.NewDeletionBrake(maxDeletionsPerMinute, ctrl.Log.WithName("deletion-brake")),
 		Client:                  mgr.GetClient(),
 		Recorder:                mgr.GetEventRecorder("kubeclerk"),
 		SyncPeriod:              syncPeriod,

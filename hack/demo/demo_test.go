@@ -248,6 +248,11 @@ func TestSeedMatchesSamples(t *testing.T) {
 	if err != nil || len(samples) == 0 {
 		t.Fatalf("no samples: %v", err)
 	}
+	tenant, err := filepath.Glob("../../config/samples/tenant/clerk_v1alpha1_clerkuser_*.yaml")
+	if err != nil || len(tenant) == 0 {
+		t.Fatalf("no tenant samples: %v", err)
+	}
+	samples = append(samples, tenant...)
 	for _, f := range samples {
 		b, err := os.ReadFile(f)
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +32,10 @@ type fakeClerk struct {
 	mu        sync.Mutex
 	kubeclerk callCounts
 	others    callCounts
+	// watched are lowercased values (identifiers of refused ClerkUsers) whose appearance in a
+	// request's path, query or body is counted in mentions.
+	watched  []string
+	mentions map[string]int64
 }
 
 // listenPreferred listens on preferred; when that address is taken and fallback is set, it
@@ -91,6 +98,7 @@ func (f *fakeClerk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	f.noteMentions(r)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	f.srv.ServeHTTP(rec, r)
 	route := r.Method + " " + routeTemplate(r.URL.Path)
@@ -106,6 +114,65 @@ func (f *fakeClerk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = fmt.Fprintf(f.log, "%s %-9s %-6s %-45s %d %s\n", start.Format("15:04:05.000"), caller, r.Method, r.URL.RequestURI(),
 		rec.status, time.Since(start).Round(100*time.Microsecond))
 	f.mu.Unlock()
+}
+
+// watch starts counting the requests that name any of values (case-insensitively) in their path,
+// query or body; mentioned returns the count.
+func (f *fakeClerk) watch(values ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mentions == nil {
+		f.mentions = map[string]int64{}
+	}
+	for _, v := range values {
+		if v = strings.ToLower(v); v != "" && !slices.Contains(f.watched, v) {
+			f.watched = append(f.watched, v)
+		}
+	}
+}
+
+// mentioned returns how many requests named one of values since it was passed to watch.
+func (f *fakeClerk) mentioned(values ...string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	for _, v := range values {
+		n += f.mentions[strings.ToLower(v)]
+	}
+	return n
+}
+
+// noteMentions counts r for each watched value it names; it reads the body and puts it back.
+func (f *fakeClerk) noteMentions(r *http.Request) {
+	f.mu.Lock()
+	watched := f.watched
+	f.mu.Unlock()
+	if len(watched) == 0 {
+		return
+	}
+	var body []byte
+	if r.Body != nil {
+		body, _ = io.ReadAll(r.Body)
+		_ = r.Body.Close()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	text := requestText(r.URL, body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, v := range watched {
+		if strings.Contains(text, v) {
+			f.mentions[v]++
+		}
+	}
+}
+
+// requestText is what a request says, lowercased and unescaped: its path, query and body.
+func requestText(u *url.URL, body []byte) string {
+	q, err := url.QueryUnescape(u.RawQuery)
+	if err != nil {
+		q = u.RawQuery
+	}
+	return strings.ToLower(u.Path + "?" + q + "\n" + string(body))
 }
 
 // calls returns copies of the call counters: kubeclerk's and everyone else's.

@@ -1,9 +1,11 @@
 // Command kubeclerk-demo runs the whole of kubeclerk on one machine: a local Kubernetes control
 // plane (the kube-apiserver and etcd that envtest uses), the fake Clerk API seeded with a few
-// users, the ClerkUser CRD, the manager (bin/manager) and the objects in config/samples. It
-// shows each ClerkUser's READY/REASON, what the fake Clerk holds for its user and the Clerk calls
-// kubeclerk made while the users converge, then reports changes until Ctrl-C and stops
-// everything, leaving nothing behind.
+// users, the CRDs, the manager (bin/manager), the objects in config/samples and the tenant setup
+// of config/samples/tenant (a ClerkInstance with its Secret, pointed at the fake, and a tenant
+// namespace with one ClerkUser its policy allows and one it refuses on purpose). It shows each
+// ClerkUser's READY/REASON, what the fake Clerk holds for its user and the Clerk calls kubeclerk
+// made while the users converge, shows the refused object with what to change, then reports
+// changes until Ctrl-C and stops everything, leaving nothing behind.
 //
 //	make demo         # interactive; Ctrl-C stops it
 //	make demo-check   # non-interactive: exit 0 once every sample is Ready, non-zero otherwise
@@ -30,6 +32,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -54,6 +58,7 @@ type options struct {
 	syncPeriod time.Duration
 	namespace  string
 	samples    string
+	tenant     string
 	seed       string
 	crds       string
 	manager    string
@@ -77,6 +82,9 @@ func main() {
 		"The manager's --sync-period: how soon out-of-band changes in Clerk are corrected.")
 	flag.StringVar(&o.namespace, "namespace", "default", "Namespace for the samples.")
 	flag.StringVar(&o.samples, "samples", "config/samples", "Kustomization with the ClerkUser objects to apply.")
+	flag.StringVar(&o.tenant, "tenant", "config/samples/tenant",
+		"Kustomization with a ClerkInstance, its Secret and a tenant namespace with ClerkUsers bound to it; applied with "+
+			"the instance pointed at the fake Clerk API. Empty: none.")
 	flag.StringVar(&o.seed, "seed", "hack/demo/clerk-users.json", "Users the fake Clerk API starts with.")
 	flag.StringVar(&o.crds, "crds", "config/crd/bases", "Directory with the CRDs.")
 	flag.StringVar(&o.manager, "manager", "bin/manager", "The manager binary (make build).")
@@ -105,7 +113,10 @@ type demo struct {
 	kubectl    string
 	manager    *child
 	client     client.Client
-	samples    []string // names applied
+	samples    []string // ClerkUsers that must converge: name in --namespace, namespace/name elsewhere
+	refused    []string // ClerkUsers their ClerkInstance must refuse (NotAllowed), as samples
+	instances  []string // ClerkInstances that must be Ready (Connected)
+	tenant     *tenantPlan
 	logFiles   []*os.File
 
 	stopOnce sync.Once
@@ -185,7 +196,10 @@ func run(o options, out io.Writer) int {
 
 // startAll starts the fake Clerk API, the control plane and the manager, and applies the samples.
 func (d *demo) startAll(ctx context.Context) error {
-	for _, p := range []string{d.o.samples, d.o.seed, d.o.crds} {
+	for _, p := range []string{d.o.samples, d.o.tenant, d.o.seed, d.o.crds} {
+		if p == "" {
+			continue
+		}
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("%s not found: run the demo from the repository root (make demo)", p)
 		}
@@ -241,13 +255,22 @@ func (d *demo) startAll(ctx context.Context) error {
 		return err
 	}
 
-	// 3. The manager.
+	// 3. The manager, with its namespace, where ClerkInstances' Secrets live.
+	if err := d.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: managerNamespace}}); err != nil {
+		return fmt.Errorf("create the manager's namespace %s: %w", managerNamespace, err)
+	}
 	if err := d.startManager(ctx, mgrBin); err != nil {
 		return err
 	}
 
 	// 4. The samples.
-	return d.applySamples(ctx)
+	if err := d.applySamples(ctx); err != nil {
+		return err
+	}
+	if d.o.tenant == "" {
+		return nil
+	}
+	return d.applyTenant(ctx)
 }
 
 // envtestAssets is KUBEBUILDER_ASSETS, or what hack/envtest/build.sh builds or finds.
@@ -390,12 +413,15 @@ func (d *demo) startManager(ctx context.Context, bin string) error {
 		"--kubeconfig", d.kubeconfig,
 		"--clerk-api-url", d.fake.apiURL(),
 		"--sync-period", d.o.syncPeriod.String(),
+		"--cluster-resource-namespace", managerNamespace,
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", probe,
 	}
 	if d.manager, err = startChild(ctx, "manager", d.path("manager.log"), env, bin, args...); err != nil {
 		return err
 	}
+	d.printf("  namespace        %s created: the manager's (--cluster-resource-namespace), for ClerkInstances' Secrets\n",
+		managerNamespace)
 	d.printf("  manager          %s %s\n", rel(bin), strings.Join(args, " "))
 	d.printf("                   (CLERK_SECRET_KEY=%s; pid %d; log %s)\n",
 		clerkfake.DefaultSecretKey, d.manager.cmd.Process.Pid, rel(d.manager.log))
@@ -423,10 +449,14 @@ func (d *demo) startManager(ctx context.Context, bin string) error {
 	}
 }
 
+// kubectlArgs are args for the demo's kubectl, with its kubeconfig and cache.
+func (d *demo) kubectlArgs(args ...string) []string {
+	return append([]string{"--kubeconfig", d.kubeconfig, "--cache-dir", d.path("kube-cache")}, args...)
+}
+
 // applySamples runs kubectl apply -k on the samples and remembers the names it applied.
 func (d *demo) applySamples(ctx context.Context) error {
-	args := []string{"--kubeconfig", d.kubeconfig, "--cache-dir", d.path("kube-cache"),
-		"apply", "-k", d.o.samples, "-n", d.o.namespace}
+	args := d.kubectlArgs("apply", "-k", d.o.samples, "-n", d.o.namespace)
 	d.printf("  samples          kubectl apply -k %s -n %s\n", d.o.samples, d.o.namespace)
 	cmd := exec.CommandContext(ctx, d.kubectl, args...)
 	outB, err := cmd.CombinedOutput()
@@ -448,58 +478,110 @@ func (d *demo) applySamples(ctx context.Context) error {
 	return nil
 }
 
-// snapshot is the state of every ClerkUser in the namespace, sorted by name.
+// snapshot is the state of every ClerkUser in the samples' namespaces (--namespace first, each
+// sorted by name) and of every ClerkInstance. Views and objs are keyed by the object's name in
+// --namespace, by namespace/name elsewhere.
 type snapshot struct {
 	objs      map[string]*clerkv1alpha1.ClerkUser
 	views     []userView
+	instances []instanceView
 	kubeclerk callCounts
 	others    callCounts
 }
 
+// displayName is how the demo names a ClerkUser: its name in --namespace, namespace/name elsewhere.
+func (d *demo) displayName(o *clerkv1alpha1.ClerkUser) string {
+	if o.Namespace == d.o.namespace {
+		return o.Name
+	}
+	return o.Namespace + "/" + o.Name
+}
+
 func (d *demo) snapshot(ctx context.Context) (*snapshot, error) {
-	var list clerkv1alpha1.ClerkUserList
-	if err := d.client.List(ctx, &list, client.InNamespace(d.o.namespace)); err != nil {
-		return nil, err
+	namespaces := []string{d.o.namespace}
+	if d.tenant != nil {
+		for _, ns := range d.tenant.Namespaces {
+			if !slices.Contains(namespaces, ns) {
+				namespaces = append(namespaces, ns)
+			}
+		}
 	}
 	s := &snapshot{objs: map[string]*clerkv1alpha1.ClerkUser{}}
-	slices.SortFunc(list.Items, func(a, b clerkv1alpha1.ClerkUser) int { return strings.Compare(a.Name, b.Name) })
-	for i := range list.Items {
-		o := &list.Items[i]
-		s.objs[o.Name] = o
-		s.views = append(s.views, newUserView(o, d.fake.user(o.Status.UserID)))
+	for _, ns := range namespaces {
+		var list clerkv1alpha1.ClerkUserList
+		if err := d.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
+		slices.SortFunc(list.Items, func(a, b clerkv1alpha1.ClerkUser) int { return strings.Compare(a.Name, b.Name) })
+		for i := range list.Items {
+			o := &list.Items[i]
+			v := newUserViewOf(o, d.appliedSpec(ctx, o), d.fake.user(o.Status.UserID))
+			v.Name = d.displayName(o)
+			s.objs[v.Name] = o
+			s.views = append(s.views, v)
+		}
+	}
+	if d.tenant != nil {
+		var list clerkv1alpha1.ClerkInstanceList
+		if err := d.client.List(ctx, &list); err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			s.instances = append(s.instances, newInstanceView(&list.Items[i]))
+		}
 	}
 	s.kubeclerk, s.others = d.fake.calls()
 	return s, nil
 }
 
-// pendingSamples lists the samples that have not converged, with why.
-func (d *demo) pendingSamples(s *snapshot) []string {
-	byName := map[string]userView{}
-	for _, v := range s.views {
-		byName[v.Name] = v
+// appliedSpec is o's spec as kubeclerk applies it: with the private metadata of
+// spec.privateMetadataFrom's Secret merged in. When that Secret cannot be used, o's own spec.
+func (d *demo) appliedSpec(ctx context.Context, o *clerkv1alpha1.ClerkUser) *clerkv1alpha1.ClerkUserSpec {
+	from := o.Spec.PrivateMetadataFrom
+	if from == nil {
+		return &o.Spec
 	}
-	var out []string
-	for _, name := range d.samples {
-		v, ok := byName[name]
+	value, err := d.secretValue(ctx, o.Namespace, from.SecretKeyRef)
+	if err != nil {
+		return &o.Spec
+	}
+	spec, err := withSecretMetadata(&o.Spec, value)
+	if err != nil {
+		return &o.Spec
+	}
+	return spec
+}
+
+// expect is what the demo waits for.
+func (d *demo) expect() expectations {
+	return expectations{samples: d.samples, refused: d.refused, instances: d.instances}
+}
+
+// pollSnapshots calls f with a new snapshot every 250 ms until it returns true or an error, the
+// manager exits or ctx ends.
+func (d *demo) pollSnapshots(ctx context.Context, deadline time.Time, f func(*snapshot) (bool, error)) error {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s, err := d.snapshot(ctx)
 		switch {
-		case !ok:
-			out = append(out, name+": the object is gone")
-		case v.converged():
-		case v.Ready != readyTrue:
-			why := fmt.Sprintf("%s: Ready=%s reason=%s", name, dash(v.Ready), dash(v.Reason))
-			if v.Message != "" {
-				why += ": " + v.Message
+		case err != nil && ctx.Err() == nil && time.Now().After(deadline):
+			return fmt.Errorf("list ClerkUsers: %w", err)
+		case err == nil:
+			done, err := f(s)
+			if err != nil || done {
+				return err
 			}
-			out = append(out, why)
-		case v.ReadyGeneration != v.Generation:
-			out = append(out, fmt.Sprintf("%s: Ready is for generation %d, the spec is at %d", name, v.ReadyGeneration, v.Generation))
-		case v.Clerk == nil:
-			out = append(out, name+": Ready, but the fake Clerk has no user "+v.UserID)
-		default:
-			out = append(out, name+": Ready, but "+strings.Join(v.Mismatches, "; "))
+		}
+		if d.manager.exited() {
+			return fmt.Errorf("the manager exited (%w)", d.manager.err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
 		}
 	}
-	return out
 }
 
 func (d *demo) elapsed() string { return time.Since(d.start).Round(100 * time.Millisecond).String() }
@@ -520,20 +602,29 @@ func (d *demo) converge(ctx context.Context, deadline time.Time) (*snapshot, err
 		if s != nil {
 			var b strings.Builder
 			renderTable(&b, s.views)
+			renderInstances(&b, s.instances)
 			renderCalls(&b, s.kubeclerk, s.others)
 			if b.String() != last {
 				d.printf("after %s:\n%s\n", d.elapsed(), b.String())
 				last = b.String()
 			}
-			pending := d.pendingSamples(s)
+			e := d.expect()
+			pending := pendingOf(s.views, s.instances, e)
 			if len(pending) == 0 {
 				d.printf("All %d ClerkUsers are Ready and the fake Clerk holds what they declare "+
 					"(%s after applying them; %s in all).\n", len(d.samples), time.Since(t0).Round(100*time.Millisecond), d.elapsed())
+				if len(e.instances) > 0 {
+					d.printf("ClerkInstance %s is Ready (Connected).\n", strings.Join(e.instances, ", "))
+				}
+				if len(e.refused) > 0 {
+					d.printf("Refused on purpose by their ClerkInstance (NotAllowed, not counted above): %s; see below.\n",
+						strings.Join(e.refused, ", "))
+				}
 				return s, nil
 			}
 			if !deadline.IsZero() && time.Now().After(deadline) {
-				return s, fmt.Errorf("after %s, %d of %d samples have not converged:\n  %s", d.elapsed(),
-					len(pending), len(d.samples), strings.Join(pending, "\n  "))
+				return s, fmt.Errorf("after %s, %d of %d samples, refused samples and ClerkInstances have not settled:\n  %s",
+					d.elapsed(), len(pending), len(e.samples)+len(e.refused)+len(e.instances), strings.Join(pending, "\n  "))
 			}
 			if deadline.IsZero() && !hinted && time.Since(t0) > time.Minute {
 				hinted = true
@@ -559,12 +650,34 @@ func (d *demo) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if d.tenant != nil {
+		d.printf("%s\n", d.tenantText(s))
+		if err := d.checkTenant(ctx, s, deadline); err != nil {
+			return err
+		}
+		if s, err = d.snapshot(ctx); err != nil {
+			return err
+		}
+	}
 	if d.o.drift {
 		if err := d.checkDrift(ctx, s, deadline); err != nil {
 			return err
 		}
 	}
-	d.printf("\ndemo-check: OK: all %d samples Ready in %s\n", len(d.samples), d.elapsed())
+	msg := fmt.Sprintf("all %d samples Ready", len(d.samples))
+	if d.tenant != nil {
+		var fixed []string
+		for _, u := range d.tenant.Users {
+			if u.Refusal != nil {
+				fixed = append(fixed, u.key())
+			}
+		}
+		msg += fmt.Sprintf(", ClerkInstance %s Connected", strings.Join(d.tenant.Instances, ", "))
+		if len(fixed) > 0 {
+			msg += fmt.Sprintf(", %s refused (NotAllowed) without a Clerk call, then Ready once fixed", strings.Join(fixed, ", "))
+		}
+	}
+	d.printf("\ndemo-check: OK: %s, in %s\n", msg, d.elapsed())
 	return nil
 }
 
@@ -649,6 +762,7 @@ func (d *demo) interactive(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.printf("%s", d.tenantText(s))
 	d.printf("%s", d.tryText(s))
 	return d.watch(ctx, s)
 }
@@ -678,12 +792,14 @@ func (d *demo) watch(ctx context.Context, prev *snapshot) error {
 		for _, l := range diffSnapshots(prev, s) {
 			d.printf("%s  %s\n", time.Now().Format("15:04:05"), l)
 		}
-		all := true
-		for _, v := range s.views {
-			all = all && v.converged()
-		}
+		all := settled(s.views)
 		if all && !inSync && len(s.views) > 0 {
-			d.printf("%s  all %d ClerkUsers Ready and in sync with Clerk\n", time.Now().Format("15:04:05"), len(s.views))
+			line := fmt.Sprintf("all %d ClerkUsers Ready and in sync with Clerk", len(s.views))
+			if r := refusedNames(s.views); len(r) > 0 {
+				line = fmt.Sprintf("all %d ClerkUsers Ready and in sync with Clerk, but for %s: NotAllowed",
+					len(s.views)-len(r), strings.Join(r, ", "))
+			}
+			d.printf("%s  %s\n", time.Now().Format("15:04:05"), line)
 		}
 		inSync = all
 		prev = s

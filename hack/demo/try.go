@@ -31,9 +31,10 @@ const demoTOTPSecret = "JBSWY3DPEHPK3PXP"
 func (d *demo) tryText(s *snapshot) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	// The suggestions use the samples of --namespace, the current namespace of the kubeconfig.
 	pick := func(ok func(o *clerkv1alpha1.ClerkUser, v userView) bool) (*clerkv1alpha1.ClerkUser, userView, bool) {
 		for _, v := range s.views {
-			if o := s.objs[v.Name]; ok(o, v) {
+			if o := s.objs[v.Name]; o.Namespace == d.o.namespace && ok(o, v) {
 				return o, v, true
 			}
 		}
@@ -47,6 +48,19 @@ func (d *demo) tryText(s *snapshot) string {
 	p("  kubectl get cu -w                # and watch them change\n")
 	if o, _, ok := pick(func(_ *clerkv1alpha1.ClerkUser, v userView) bool { return v.Observe }); ok {
 		p("  kubectl describe cu %-12s # managementPolicy Observe: the Ready message says what Manage would change\n", o.Name)
+	}
+	if d.tenant != nil {
+		p("  kubectl get ci                   # ClerkInstances: READY, REASON, bound USERS\n")
+		for _, ns := range d.tenant.Namespaces {
+			p("  kubectl -n %-21s # the tenant's ClerkUsers, bound to a ClerkInstance\n", ns+" get cu")
+		}
+		for _, u := range d.tenant.Users {
+			if u.Refusal != nil && u.Fix != nil {
+				p("  %s\n      # fix %s, refused by ClerkInstance %s (NotAllowed): it becomes Ready\n", u.fixCommand(), u.key(), u.Instance)
+			}
+		}
+		p("  # (kubectl apply -k %s here would point %s back at Clerk's API with the samples' placeholder key)\n",
+			d.o.tenant, strings.Join(d.tenant.Instances, ", "))
 	}
 
 	p("\nChange a spec and watch kubeclerk converge (changes are reported below):\n")

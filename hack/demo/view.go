@@ -15,10 +15,17 @@ import (
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
+	"github.com/kubeclerk/kubeclerk/internal/instance"
 )
 
 // readyTrue is the status of a true Ready condition.
 const readyTrue = string(metav1.ConditionTrue)
+
+// Ready reasons the demo looks for: a ClerkUser refused by its ClerkInstance, a connected ClerkInstance.
+const (
+	reasonNotAllowed = "NotAllowed"
+	reasonConnected  = instance.ReasonConnected
+)
 
 // clerkState is what the fake Clerk holds for one user, as GET /v1/users/{id} returns it,
 // decoded by the Clerk client's own type.
@@ -40,6 +47,8 @@ type userView struct {
 	Observe    bool
 	// Ready, Reason and Message are the Ready condition ("" while there is none).
 	Ready, Reason, Message string
+	// Stalled is the status of the Stalled condition ("" while there is none).
+	Stalled string
 	// ReadyGeneration is the observedGeneration of the Ready condition.
 	ReadyGeneration int64
 	UserID          string
@@ -56,8 +65,19 @@ func (v userView) converged() bool {
 		(v.Clerk != nil || v.Observe)
 }
 
+// refused reports whether the object is refused by its ClerkInstance (NotAllowed) for its current generation.
+func (v userView) refused() bool {
+	return v.Ready == string(metav1.ConditionFalse) && v.Reason == reasonNotAllowed && v.ReadyGeneration == v.Generation
+}
+
 // newUserView builds the view of obj, with u the fake's copy of its user (nil when unbound or gone).
 func newUserView(obj *clerkv1alpha1.ClerkUser, u *clerkState) userView {
+	return newUserViewOf(obj, &obj.Spec, u)
+}
+
+// newUserViewOf is newUserView comparing Clerk with spec, obj's spec as kubeclerk applies it (with
+// the private metadata of spec.privateMetadataFrom merged in).
+func newUserViewOf(obj *clerkv1alpha1.ClerkUser, spec *clerkv1alpha1.ClerkUserSpec, u *clerkState) userView {
 	v := userView{
 		Name:       obj.Name,
 		Generation: obj.Generation,
@@ -69,8 +89,11 @@ func newUserView(obj *clerkv1alpha1.ClerkUser, u *clerkState) userView {
 	if c := apimeta.FindStatusCondition(obj.Status.Conditions, "Ready"); c != nil {
 		v.Ready, v.Reason, v.Message, v.ReadyGeneration = string(c.Status), c.Reason, c.Message, c.ObservedGeneration
 	}
+	if c := apimeta.FindStatusCondition(obj.Status.Conditions, "Stalled"); c != nil {
+		v.Stalled = string(c.Status)
+	}
 	if u != nil && !v.Observe {
-		v.Mismatches = mismatches(&obj.Spec, u)
+		v.Mismatches = mismatches(spec, u)
 	}
 	return v
 }
@@ -209,6 +232,46 @@ func renderTable(w *strings.Builder, views []userView) {
 			yesNo(v.Clerk.Banned), yesNo(v.Clerk.Locked), mfaText(v.Clerk), meta)
 	}
 	_ = tw.Flush()
+}
+
+// instanceView is one ClerkInstance's status.
+type instanceView struct {
+	Name       string
+	Generation int64
+	// Ready, Reason and Message are the Ready condition ("" while there is none).
+	Ready, Reason, Message string
+	// ReadyGeneration is the observedGeneration of the Ready condition.
+	ReadyGeneration int64
+	KeyType         string
+	BoundUsers      int32
+}
+
+func newInstanceView(obj *clerkv1alpha1.ClerkInstance) instanceView {
+	v := instanceView{Name: obj.Name, Generation: obj.Generation, KeyType: obj.Status.KeyType, BoundUsers: obj.Status.BoundUsers}
+	if c := apimeta.FindStatusCondition(obj.Status.Conditions, "Ready"); c != nil {
+		v.Ready, v.Reason, v.Message, v.ReadyGeneration = string(c.Status), c.Reason, c.Message, c.ObservedGeneration
+	}
+	return v
+}
+
+// connected reports whether the instance is Ready (Connected) for its current generation.
+func (v instanceView) connected() bool {
+	return v.Ready == readyTrue && v.Reason == reasonConnected && v.ReadyGeneration == v.Generation
+}
+
+// renderInstances writes one line per ClerkInstance: its Ready condition, key type and bound users.
+func renderInstances(w *strings.Builder, views []instanceView) {
+	for _, v := range views {
+		fmt.Fprintf(w, "  ClerkInstance %s: Ready %s/%s", v.Name, dash(v.Ready), dash(v.Reason))
+		if v.KeyType != "" {
+			fmt.Fprintf(w, ", %s key", v.KeyType)
+		}
+		fmt.Fprintf(w, ", %d ClerkUsers bound", v.BoundUsers)
+		if v.Ready != readyTrue && v.Message != "" {
+			fmt.Fprintf(w, ": %s", v.Message)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func dash(s string) string {

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,6 +85,30 @@ type Options struct {
 	// UserAgent overrides the User-Agent header. Empty means
 	// "kubeclerk/<Version> (+https://github.com/kubeclerk/kubeclerk)".
 	UserAgent string
+
+	// Observer, when set, is told of every request and of the time spent waiting for the
+	// budget (metrics).
+	Observer RequestObserver `json:"-"`
+}
+
+// RequestObserver is told what a Client does; it must be safe for concurrent use.
+type RequestObserver interface {
+	// Waited reports how long a request waited for the key's budget (token bucket and 429 pauses).
+	Waited(d time.Duration)
+	// Done reports one request sent: operation is its route template, e.g.
+	// "GET /users/{user_id}"; code its HTTP status, or "error" when no response came.
+	Done(operation, code string, d time.Duration)
+}
+
+// Operation is the route template of a request path relative to the base URL, e.g.
+// "POST /users/{user_id}/ban" for method POST and path /users/user_123/ban: the user ID is
+// replaced, so that it can label metrics without one series per user.
+func Operation(method, path string) string {
+	parts := strings.Split(path, "/")
+	if len(parts) >= 3 && parts[1] == "users" && parts[2] != "count" && parts[2] != "" {
+		parts[2] = "{user_id}"
+	}
+	return method + " " + strings.Join(parts, "/")
 }
 
 // redacted replaces secrets in formatted output.
@@ -144,6 +169,7 @@ type Client struct {
 	hc        *http.Client
 	timeout   time.Duration
 	userAgent string
+	observer  RequestObserver
 	bucket    *keyBucket
 }
 
@@ -197,6 +223,7 @@ func New(opts Options) (*Client, error) {
 		hc:        hc,
 		timeout:   timeout,
 		userAgent: ua,
+		observer:  opts.Observer,
 		bucket:    bucketFor(opts.SecretKey, limit, burst),
 	}, nil
 }
@@ -309,9 +336,25 @@ func (c *Client) PausedUntil() time.Time { return c.bucket.pausedUntilTime() }
 // do sends one request. path is relative to the base URL and already validated; query may be
 // nil; body, when non-nil, is sent as JSON; out, when non-nil, receives the decoded 2xx body.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	if err := c.bucket.wait(ctx, method, path); err != nil {
+	waitStart := time.Now()
+	err := c.bucket.wait(ctx, method, path)
+	if c.observer != nil {
+		c.observer.Waited(time.Since(waitStart))
+	}
+	if err != nil {
 		return err
 	}
+	if c.observer != nil {
+		start, code := time.Now(), "error"
+		defer func() { c.observer.Done(Operation(method, path), code, time.Since(start)) }()
+		return c.send(ctx, method, path, query, body, out, &code)
+	}
+	var code string
+	return c.send(ctx, method, path, query, body, out, &code)
+}
+
+// send is do after the budget allowed the request; *code is set to the response's status.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body, out any, code *string) error {
 
 	var payload io.Reader
 	if body != nil {
@@ -345,6 +388,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return &RequestError{Method: method, Path: path, Err: stripURLError(err)}
 	}
 	defer func() { _ = resp.Body.Close() }()
+	*code = strconv.Itoa(resp.StatusCode)
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))

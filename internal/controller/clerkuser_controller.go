@@ -44,6 +44,7 @@ import (
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
 	"github.com/kubeclerk/kubeclerk/internal/instance"
+	"github.com/kubeclerk/kubeclerk/internal/metrics"
 	"github.com/kubeclerk/kubeclerk/internal/observe"
 )
 
@@ -69,6 +70,12 @@ type ClerkUserReconciler struct {
 	MaxConcurrentReconciles int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	// DeletionBrake limits the Ban/Delete actions of deletion policies; nil: no limit.
+	DeletionBrake *DeletionBrake
+
+	// Metrics records drift corrections and counts objects; optional.
+	Metrics *metrics.Metrics
 
 	// NoPrivateMetadataFrom turns spec.privateMetadataFrom off: no Secret outside the manager's
 	// namespace is watched or read, and objects that use it are InvalidSpec.
@@ -205,6 +212,7 @@ func (r *ClerkUserReconciler) syncDesired(ctx context.Context, obj, orig *clerkv
 	u, done, err := r.act(ctx, obj, u, p)
 	if done > 0 {
 		r.Observer.Remember(u)
+		r.countDrift(orig, d, p.Steps[:done])
 	}
 	return syncResult{user: u, plan: p, planned: true, done: done, err: err}
 }
@@ -229,6 +237,7 @@ func (r *ClerkUserReconciler) markMFAReset(ctx context.Context, obj, orig *clerk
 // report writes the outcome into status with one patch and says when to reconcile again.
 func (r *ClerkUserReconciler) report(ctx context.Context, obj, orig *clerkv1alpha1.ClerkUser, res syncResult) (ctrl.Result, error) {
 	o, result, retErr := r.outcomeOf(obj, res)
+	r.warnOnce(obj, o)
 	obj.Status = nextStatus(obj.Status, obj.Generation, manages(obj), res, o, r.now())
 	if err := r.Status().Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
 		return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("patch status of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, err))
@@ -322,6 +331,7 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if r.Clients == nil {
 		r.Clients = &instance.Clients{}
 	}
+	r.Metrics.CountUsers(r.userCounts)
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &clerkv1alpha1.ClerkUser{}, instanceRefIndex, func(o client.Object) []string {
 		if ref := o.(*clerkv1alpha1.ClerkUser).Spec.InstanceRef; ref != nil {
 			return []string{ref.Name}

@@ -28,6 +28,8 @@ func (e *stallError) Error() string { return e.message }
 type waitError struct {
 	reason  string
 	message string
+	// after, when set, is when to check again instead of the sync period.
+	after time.Duration
 }
 
 func (e *waitError) Error() string { return e.message }
@@ -54,8 +56,12 @@ func classify(err error, syncPeriod time.Duration) (outcome, ctrl.Result, error)
 		return outcome{stalled: true, reason: stall.reason, message: stall.message},
 			ctrl.Result{RequeueAfter: jitter(syncPeriod)}, nil
 	case errors.As(err, &wait):
+		after := jitter(syncPeriod)
+		if wait.after > 0 {
+			after = wait.after
+		}
 		return outcome{reason: wait.reason, message: wait.message},
-			ctrl.Result{RequeueAfter: jitter(syncPeriod)}, nil
+			ctrl.Result{RequeueAfter: after}, nil
 	case clerk.IsRateLimited(err):
 		d, ok := clerk.RetryAfter(err)
 		if !ok || d <= 0 {

@@ -34,9 +34,10 @@ func (r *ClerkUserReconciler) finalize(ctx context.Context, obj *clerkv1alpha1.C
 		orig := obj.DeepCopy()
 		o, result, retErr := classify(err, r.SyncPeriod)
 		o.message = fmt.Sprintf("Deleting: %s To delete this object without touching Clerk, set spec.deletionPolicy: Orphan.", o.message)
-		if !o.stalled {
+		if !o.stalled && o.reason != ReasonDeletionThrottled {
 			o.reason = ReasonDeleting
 		}
+		r.warnOnce(obj, o)
 		setConditions(&obj.Status.Conditions, obj.Generation, o, r.now())
 		if perr := r.Status().Patch(ctx, obj, client.MergeFrom(orig)); perr != nil {
 			return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("patch status of ClerkUser %s/%s: %w", obj.Namespace, obj.Name, perr))
@@ -71,6 +72,9 @@ func (r *ClerkUserReconciler) applyDeletionPolicy(ctx context.Context, obj *cler
 			// Another, older object manages the user: releasing this one must not touch it.
 			return nil
 		}
+		return err
+	}
+	if err := r.DeletionBrake.allow(string(obj.Spec.DeletionPolicy)); err != nil {
 		return err
 	}
 	var err error

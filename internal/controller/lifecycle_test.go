@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,7 +172,10 @@ func TestWaitThenAdopt(t *testing.T) {
 	h := newHarness(t, withSyncPeriod(time.Second))
 	h.apply("later", clerkv1alpha1.ClerkUserSpec{EmailAddress: "later@example.com", PublicMetadata: rawJSON(`{"role":"admin"}`)})
 	obj := h.waitCondition("later", metav1.ConditionFalse, ReasonUserNotFound)
-	h.g.Expect(meta.IsStatusConditionTrue(obj.Status.Conditions, ConditionReconciling)).To(BeTrue())
+	// A rule declared before sign-up waits: Ready=False, neither Reconciling (no work under
+	// way) nor Stalled (nothing to fix). kstatus reads Ready=False as InProgress; GitOps tools
+	// are told to accept UserNotFound (README: Flux healthCheckExprs, the Argo CD health check).
+	h.g.Expect(meta.FindStatusCondition(obj.Status.Conditions, ConditionReconciling)).To(BeNil())
 	h.g.Expect(meta.FindStatusCondition(obj.Status.Conditions, ConditionStalled)).To(BeNil())
 	h.g.Expect(h.calls("POST /v1/users")).To(BeZero(), "Adopt never creates")
 	h.g.Expect(kstatus(t, obj)).To(Equal(status.InProgressStatus))
@@ -464,9 +468,11 @@ func TestAmbiguousUser(t *testing.T) {
 	// Clerk keeps emails unique; this proxy answers a lookup with two users, as a
 	// case-insensitive match of two addresses would.
 	var dup []clerk.User
+	var lookups atomic.Int64
 	h := newHarness(t, withWrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodGet && r.URL.Path == "/v1/users" && r.URL.Query().Get("email_address") == "twin@example.com" && dup != nil {
+				lookups.Add(1)
 				w.Header().Set("Content-Type", "application/json")
 				_ = json.NewEncoder(w).Encode(dup)
 				return
@@ -484,6 +490,19 @@ func TestAmbiguousUser(t *testing.T) {
 	h.g.Expect(meta.IsStatusConditionTrue(obj.Status.Conditions, ConditionStalled)).To(BeTrue())
 	h.g.Expect(obj.Status.UserID).To(BeEmpty())
 	h.g.Expect(h.writes()).To(Equal(writes), "nothing is created or changed")
+
+	// Reconciles that find the same state add no Warning Event: one per state entered.
+	seen := lookups.Load()
+	for i := range 3 {
+		h.g.Eventually(func() error {
+			o := h.get("twin")
+			o.Annotations = map[string]string{"clerk.kubeclerk.dev/requested-at": fmt.Sprint(i)}
+			return k8sClient.Update(context.Background(), o)
+		}).Should(Succeed())
+		h.g.Eventually(lookups.Load).Should(BeNumerically(">", seen))
+		seen = lookups.Load()
+	}
+	h.g.Expect(h.events("twin")).To(Equal([]string{ReasonAmbiguousUser}), "Warning Events")
 }
 
 // TestClerkRejects: a value Clerk refuses stalls the object without a retry storm; fixing the

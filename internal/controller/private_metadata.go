@@ -211,3 +211,24 @@ func (r *ClerkUserReconciler) secretPredicate() predicate.Funcs {
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
 }
+
+// lastAppliedAnnotation is kubectl's copy of the whole applied object: large, and never read.
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+// TrimForCache drops what the controllers never read from every object the manager caches:
+// managedFields and kubectl's last-applied-configuration annotation (together often larger
+// than the object itself). It is the cache's DefaultTransform; objects the manager patches are
+// patched with merge patches computed between two cached copies, which never include these
+// fields.
+func TrimForCache(obj any) (any, error) {
+	if o, ok := obj.(client.Object); ok {
+		o.SetManagedFields(nil)
+		if a := o.GetAnnotations(); a != nil {
+			if _, ok := a[lastAppliedAnnotation]; ok {
+				delete(a, lastAppliedAnnotation)
+				o.SetAnnotations(a)
+			}
+		}
+	}
+	return obj, nil
+}

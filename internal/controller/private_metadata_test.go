@@ -327,3 +327,19 @@ func TestPrivateMetadataFromOff(t *testing.T) {
 		t.Error("the object's own spec is not kept for the policy check")
 	}
 }
+
+// TestTrimForCache: managedFields and last-applied-configuration go; other annotations stay.
+func TestTrimForCache(t *testing.T) {
+	obj := &clerkv1alpha1.ClerkUser{ObjectMeta: metav1.ObjectMeta{
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+		Annotations:   map[string]string{lastAppliedAnnotation: "{...}", "clerk.kubeclerk.dev/requested-at": "now"},
+	}}
+	out, err := TrimForCache(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*clerkv1alpha1.ClerkUser)
+	if got.ManagedFields != nil || len(got.Annotations) != 1 || got.Annotations["clerk.kubeclerk.dev/requested-at"] != "now" {
+		t.Errorf("trimmed: managedFields %v, annotations %v", got.ManagedFields, got.Annotations)
+	}
+}

@@ -47,8 +47,11 @@ type outcome struct {
 }
 
 // transient reports whether the outcome is work in progress or being retried, i.e. neither a
-// final success nor a stall: Reconciling=True.
-func (o outcome) transient() bool { return !o.ready && !o.stalled }
+// final success nor a stall: Reconciling=True. Waiting for a user to sign up (UserNotFound) is
+// not: it is the steady state of a rule declared before sign-up, with no work under way and
+// nothing to fix, so it sets neither Reconciling nor Stalled (Ready stays False: Clerk holds no
+// such user). GitOps health checks accept it by its reason (README).
+func (o outcome) transient() bool { return !o.ready && !o.stalled && o.reason != ReasonUserNotFound }
 
 // final reports whether the outcome is final for the object's generation, so that
 // status.observedGeneration may advance.

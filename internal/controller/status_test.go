@@ -70,12 +70,11 @@ func TestSetConditions(t *testing.T) {
 			},
 		},
 		{
-			name: "user not found: waiting, Reconciling=True",
+			name: "user not found: waiting for sign-up is steady, neither Reconciling nor Stalled",
 			gen:  2,
 			o:    outcome{reason: ReasonUserNotFound, message: "none yet"},
 			want: []metav1.Condition{
 				ptCond(ConditionReady, F, ReasonUserNotFound, "none yet", 2, ptT1),
-				ptCond(ConditionReconciling, T, ReasonUserNotFound, "none yet", 2, ptT1),
 			},
 		},
 		{
@@ -169,7 +168,7 @@ func TestSetConditions(t *testing.T) {
 }
 
 // TestSetConditionsKstatus: Reconciling and Stalled are never written as False (kstatus reads
-// their presence), and never both at once; Ready is always there.
+// their presence), and never both at once; Ready is always there; UserNotFound has neither.
 func TestSetConditionsKstatus(t *testing.T) {
 	outcomes := []outcome{
 		{ready: true, reason: ReasonSynced}, {ready: true, reason: ReasonObserved},
@@ -209,8 +208,10 @@ func TestSetConditionsKstatus(t *testing.T) {
 				}
 				rec, hasRec := types[ConditionReconciling]
 				st, hasSt := types[ConditionStalled]
-				if hasRec != (!o.ready && !o.stalled) {
-					t.Errorf("after %s: Reconciling present = %v, want %v", prev.reason, hasRec, !o.ready && !o.stalled)
+				// Working or retrying: Reconciling. Waiting for sign-up is steady: neither.
+				wantRec := !o.ready && !o.stalled && o.reason != ReasonUserNotFound
+				if hasRec != wantRec {
+					t.Errorf("after %s: Reconciling present = %v, want %v", prev.reason, hasRec, wantRec)
 				}
 				if hasSt != o.stalled {
 					t.Errorf("after %s: Stalled present = %v, want %v", prev.reason, hasSt, o.stalled)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -37,6 +38,7 @@ import (
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
 	"github.com/kubeclerk/kubeclerk/internal/clerk/clerkfake"
 	"github.com/kubeclerk/kubeclerk/internal/instance"
+	"github.com/kubeclerk/kubeclerk/internal/metrics"
 	"github.com/kubeclerk/kubeclerk/internal/observe"
 )
 
@@ -105,6 +107,9 @@ type harness struct {
 	mgrAPI *clerk.Client
 	opts   harnessOptions
 	stop   func()
+	// metrics and registry are the manager's metrics (withMetrics).
+	metrics  *metrics.Metrics
+	registry *prometheus.Registry
 	// reconciler is the running manager's ClerkUser reconciler.
 	reconciler *ClerkUserReconciler
 	// clients are the ClerkInstances' Clerk clients, kept across manager restarts.
@@ -121,6 +126,10 @@ type harnessOptions struct {
 	managerNS bool
 	// noOwnKey starts the manager without a Clerk key of its own: ClerkInstances only.
 	noOwnKey bool
+	// metrics gives the manager kubeclerk's metrics, in the harness's own registry.
+	metrics bool
+	// maxDeletionsPerMinute sets the deletion brake; 0: none.
+	maxDeletionsPerMinute int
 }
 
 const (
@@ -155,6 +164,14 @@ func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
 	hs.api, err = clerk.New(clerk.Options{BaseURL: srv.URL + "/v1", SecretKey: key, RequestsPerSecond: 1000, Burst: 1000})
 	hs.g.Expect(err).NotTo(HaveOccurred())
 	hs.mgrAPI = hs.api
+	if o.metrics {
+		// The manager's own client reports to the metrics; the test's out-of-band one does not.
+		hs.metrics, hs.registry = metrics.New(), prometheus.NewRegistry()
+		hs.g.Expect(hs.metrics.Register(hs.registry, "v-test", "c-test")).To(Succeed())
+		hs.mgrAPI, err = clerk.New(clerk.Options{BaseURL: srv.URL + "/v1", SecretKey: key, RequestsPerSecond: 1000, Burst: 1000,
+			Observer: hs.metrics.Client(metrics.DefaultInstance)})
+		hs.g.Expect(err).NotTo(HaveOccurred())
+	}
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
 	hs.g.Expect(k8sClient.Create(context.Background(), ns)).To(Succeed())
@@ -181,7 +198,8 @@ func (h *harness) start() {
 		HealthProbeBindAddress: "0",
 		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}},
 			// The manager's Secret cache.
-			ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: SecretCache(h.mgrNS, true)}},
+			ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: SecretCache(h.mgrNS, true)},
+			DefaultTransform: TrimForCache},
 		// Every test has its own manager in this process; the controller name repeats.
 		Controller: config.Controller{SkipNameValidation: new(true)},
 	})
@@ -196,13 +214,15 @@ func (h *harness) start() {
 		own, observer = nil, &observe.Batch{MaxAge: o.syncPeriod}
 	}
 	if h.clients == nil {
-		h.clients = &instance.Clients{}
+		h.clients = &instance.Clients{Metrics: h.metrics}
 	}
 	r := &ClerkUserReconciler{
 		Clients:                 h.clients,
 		Client:                  mgr.GetClient(),
 		Clerk:                   own,
 		Observer:                observer,
+		Metrics:                 h.metrics,
+		DeletionBrake:           NewDeletionBrake(o.maxDeletionsPerMinute, logf.Log.WithName("brake")),
 		Recorder:                mgr.GetEventRecorder("kubeclerk"),
 		SyncPeriod:              o.syncPeriod,
 		MaxConcurrentReconciles: 2,
@@ -236,6 +256,12 @@ func perObject(o *harnessOptions) { o.perObject = true }
 func withManagerNamespace(o *harnessOptions) { o.managerNS = true }
 
 func withoutOwnKey(o *harnessOptions) { o.noOwnKey = true }
+
+func withMetrics(o *harnessOptions) { o.metrics = true }
+
+func withDeletionBrake(perMinute int) func(*harnessOptions) {
+	return func(o *harnessOptions) { o.maxDeletionsPerMinute = perMinute }
+}
 
 func withSyncPeriod(d time.Duration) func(*harnessOptions) {
 	return func(o *harnessOptions) { o.syncPeriod = d }

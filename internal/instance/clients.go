@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/kubeclerk/kubeclerk/internal/clerk"
+	"github.com/kubeclerk/kubeclerk/internal/metrics"
 )
 
 // Config is what a ClerkInstance's client is built from: the key read from its Secret and the
@@ -30,6 +31,9 @@ func (c Config) fingerprint() [32]byte {
 // instance never slows another). A client is replaced when its Config changes: a key rotated in
 // its Secret is used from the next call on, without a restart. Safe for concurrent use.
 type Clients struct {
+	// Metrics, when set, records each instance's requests and budget.
+	Metrics *metrics.Metrics
+
 	mu     sync.RWMutex
 	byName map[string]entry
 }
@@ -60,10 +64,14 @@ func (s *Clients) Ensure(name string, cfg Config) (c *clerk.Client, changed bool
 	if cfg.Burst <= 0 {
 		opts.Burst = 0
 	}
+	if s.Metrics != nil {
+		opts.Observer = s.Metrics.Client(name)
+	}
 	c, err = clerk.New(opts)
 	if err != nil {
 		return nil, false, fmt.Errorf("build the Clerk client of ClerkInstance %s: %w", name, err)
 	}
+	s.Metrics.SetBudget(name, float64(c.Limiter().Limit()))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.byName == nil {
@@ -85,5 +93,8 @@ func (s *Clients) Get(name string) (*clerk.Client, bool) {
 func (s *Clients) Remove(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.byName[name]; ok {
+		s.Metrics.ForgetInstance(name)
+	}
 	delete(s.byName, name)
 }

@@ -19,8 +19,8 @@ import (
 
 const instanceCRDName = "clerkinstances.clerk.kubeclerk.dev"
 
-// instanceSampleFile is the ClerkInstance sample of config/samples.
-var instanceSampleFile = filepath.Join(samplesDir, "clerk_v1alpha1_clerkinstance.yaml")
+// instanceSampleFile is the ClerkInstance sample of config/samples/tenant.
+var instanceSampleFile = filepath.Join(samplesDir, "tenant", "clerk_v1alpha1_clerkinstance.yaml")
 
 // wantInstanceColumns are the columns of `kubectl get clerkinstances` after NAME.
 var wantInstanceColumns = []apiextensionsv1.CustomResourceColumnDefinition{
