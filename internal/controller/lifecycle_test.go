@@ -187,6 +187,18 @@ func TestWaitThenAdopt(t *testing.T) {
 	h.g.Expect(kstatus(t, obj)).To(Equal(status.CurrentStatus))
 }
 
+// TestUnknownUserIDStalls: spec.userID naming no user is a typo, not a rule waiting for sign-up
+// (Clerk assigns IDs): Stalled with UserNotFound, so kstatus and GitOps tools show it failed.
+func TestUnknownUserIDStalls(t *testing.T) {
+	h := newHarness(t)
+	h.apply("typo", clerkv1alpha1.ClerkUserSpec{UserID: "user_doesnotexist", Banned: new(true)})
+	obj := h.waitCondition("typo", metav1.ConditionFalse, ReasonUserNotFound)
+	h.g.Expect(meta.IsStatusConditionTrue(obj.Status.Conditions, ConditionStalled)).To(BeTrue())
+	h.g.Expect(meta.FindStatusCondition(obj.Status.Conditions, ConditionReady).Message).To(ContainSubstring("spec.userID"))
+	h.g.Expect(kstatus(t, obj)).To(Equal(status.FailedStatus))
+	h.g.Expect(h.writes()).To(BeZero())
+}
+
 // TestCreate: AdoptOrCreate creates the user with one POST carrying identifiers, profile and
 // metadata; lock follows as its own call.
 func TestCreate(t *testing.T) {

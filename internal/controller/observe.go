@@ -143,8 +143,10 @@ func (r *ClerkUserReconciler) find(ctx context.Context, obj *clerkv1alpha1.Clerk
 		case !clerk.IsNotFound(err):
 			return nil, fmt.Errorf("read Clerk user %s: %w", id, err)
 		case obj.Spec.UserID != "" && obj.Status.UserID == "":
-			return nil, &waitError{reason: ReasonUserNotFound,
-				message: fmt.Sprintf("No Clerk user has ID %s; checking again every %s. Check spec.userID.", id, r.SyncPeriod)}
+			// Clerk assigns IDs: no sign-up will ever bring this one. A typo needs a person,
+			// so the object is Stalled (GitOps tools show it failed), still checked every period.
+			return nil, &stallError{reason: ReasonUserNotFound,
+				message: fmt.Sprintf("No Clerk user has ID %s (spec.userID); Clerk assigns IDs, so check the value, or find the user by externalID, emailAddress or username instead. Checking again every %s.", id, r.SyncPeriod)}
 		case obj.Spec.UserID != "" || obj.Spec.CreationPolicy != clerkv1alpha1.CreationPolicyAdoptOrCreate:
 			return nil, &stallError{reason: ReasonUserDeleted,
 				message: fmt.Sprintf("Clerk user %s was deleted outside kubeclerk. Delete this object, or clear spec.userID and set creationPolicy: AdoptOrCreate to create the user again.", id)}
