@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -293,6 +294,36 @@ func TestSeedMatchesSamples(t *testing.T) {
 			t.Errorf("%s: %d seed users match, want 1", cu.Name, matches)
 		case s.MFA != nil && s.MFA.Disabled && !mfa:
 			t.Errorf("%s: the seed user has no MFA, so the demo cannot show kubeclerk removing it", cu.Name)
+		}
+	}
+}
+
+// TestBudget: the budget line is computed from the manager's metrics text, per instance.
+func TestBudget(t *testing.T) {
+	text := `# HELP kubeclerk_clerk_requests_total x
+# TYPE kubeclerk_clerk_requests_total counter
+kubeclerk_clerk_requests_total{code="200",instance="default",operation="GET /users"} 30
+kubeclerk_clerk_requests_total{code="429",instance="default",operation="GET /users/{user_id}"} 2
+kubeclerk_clerk_requests_total{code="200",instance="acme-prod",operation="GET /users/count"} 1
+kubeclerk_clerk_rate_limited_total{instance="default"} 2
+kubeclerk_clerk_budget_requests_per_second{instance="default"} 50
+kubeclerk_clerk_budget_requests_per_second{instance="acme-prod"} 5
+go_goroutines 12
+`
+	use, err := parseBudget(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := use["default"]; d == nil || d.requests != 32 || d.limited != 2 || d.perSecond != 50 {
+		t.Fatalf("default: %+v", d)
+	}
+	got := budgetText(use, 16*time.Second)
+	for _, want := range []string{
+		"Clerk budget (acme-prod): 1 calls in 16s, 0.06/s on average = 1.2% of the 5/s budget; 0 answered 429",
+		"Clerk budget (default): 32 calls in 16s, 2.00/s on average = 4.0% of the 50/s budget; 2 answered 429",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("budgetText:\n%s\nwant a line %q", got, want)
 		}
 	}
 }

@@ -112,12 +112,15 @@ type demo struct {
 	kubeconfig string
 	kubectl    string
 	manager    *child
-	client     client.Client
-	samples    []string // ClerkUsers that must converge: name in --namespace, namespace/name elsewhere
-	refused    []string // ClerkUsers their ClerkInstance must refuse (NotAllowed), as samples
-	instances  []string // ClerkInstances that must be Ready (Connected)
-	tenant     *tenantPlan
-	logFiles   []*os.File
+	// metricsAddr is where the manager serves its metrics (plain HTTP, for the demo only).
+	metricsAddr  string
+	managerStart time.Time
+	client       client.Client
+	samples      []string // ClerkUsers that must converge: name in --namespace, namespace/name elsewhere
+	refused      []string // ClerkUsers their ClerkInstance must refuse (NotAllowed), as samples
+	instances    []string // ClerkInstances that must be Ready (Connected)
+	tenant       *tenantPlan
+	logFiles     []*os.File
 
 	stopOnce sync.Once
 }
@@ -404,6 +407,9 @@ func (d *demo) startManager(ctx context.Context, bin string) error {
 	if err != nil {
 		return err
 	}
+	if d.metricsAddr, err = freeLocalAddr(ctx); err != nil {
+		return err
+	}
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "CLERK_SECRET_KEY=") ||
 			strings.HasPrefix(kv, envShimParent+"=") || strings.HasPrefix(kv, envShimPidDir+"=")
@@ -414,9 +420,11 @@ func (d *demo) startManager(ctx context.Context, bin string) error {
 		"--clerk-api-url", d.fake.apiURL(),
 		"--sync-period", d.o.syncPeriod.String(),
 		"--cluster-resource-namespace", managerNamespace,
-		"--metrics-bind-address", "0",
+		"--metrics-bind-address", d.metricsAddr,
+		"--metrics-secure=false",
 		"--health-probe-bind-address", probe,
 	}
+	d.managerStart = time.Now()
 	if d.manager, err = startChild(ctx, "manager", d.path("manager.log"), env, bin, args...); err != nil {
 		return err
 	}
@@ -425,6 +433,8 @@ func (d *demo) startManager(ctx context.Context, bin string) error {
 	d.printf("  manager          %s %s\n", rel(bin), strings.Join(args, " "))
 	d.printf("                   (CLERK_SECRET_KEY=%s; pid %d; log %s)\n",
 		clerkfake.DefaultSecretKey, d.manager.cmd.Process.Pid, rel(d.manager.log))
+	d.printf("  metrics          http://%s/metrics (plain HTTP for the demo: kubeclerk_clerk_requests_total, ...)\n",
+		d.metricsAddr)
 
 	// Wait until it answers its readiness probe.
 	deadline := time.Now().Add(60 * time.Second)
@@ -677,6 +687,7 @@ func (d *demo) check(ctx context.Context) error {
 			msg += fmt.Sprintf(", %s refused (NotAllowed) without a Clerk call, then Ready once fixed", strings.Join(fixed, ", "))
 		}
 	}
+	d.printBudget(ctx)
 	d.printf("\ndemo-check: OK: %s, in %s\n", msg, d.elapsed())
 	return nil
 }
@@ -763,6 +774,7 @@ func (d *demo) interactive(ctx context.Context) error {
 		return err
 	}
 	d.printf("%s", d.tenantText(s))
+	d.printBudget(ctx)
 	d.printf("%s", d.tryText(s))
 	return d.watch(ctx, s)
 }
