@@ -77,6 +77,9 @@ func main() {
 	var syncPeriod, fullReadInterval time.Duration
 	var clerkRPS float64
 	var clerkBurst, maxConcurrent int
+	var pprofAddr string
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
+		"Serve Go's pprof profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off. For diagnosis only.")
 	var maxDeletionsPerMinute int
 	flag.IntVar(&maxDeletionsPerMinute, "max-deletions-per-minute", controller.DefaultMaxDeletionsPerMinute,
 		"Deletion brake: at most this many Ban/Delete actions of deletion policies a minute, across all instances; "+
@@ -134,6 +137,7 @@ func main() {
 		return
 	}
 	clerk.Version = version.Version // the User-Agent sent to Clerk
+	memoryLimit := tuneMemory()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
@@ -227,6 +231,7 @@ func main() {
 		}, DefaultTransform: controller.TrimForCache},
 		Metrics:                metricsServerOptions,
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         enableLeaderElection,
 		LeaderElectionID:       "4912c7a9.kubeclerk.dev",
 		// The lease lives in the manager's namespace, in a cluster or outside one.
@@ -296,6 +301,9 @@ func main() {
 		os.Exit(1)
 	}
 
+	if memoryLimit > 0 {
+		setupLog.Info("Go memory limit set from the container's", "GOMEMLIMIT", memoryLimit)
+	}
 	if clerkClient != nil {
 		setupLog.Info("Starting manager", "clerkAPIURL", clerkClient.BaseURL(), "syncPeriod", syncPeriod,
 			"clerkRequestsPerSecond", budget, "workers", maxConcurrent)

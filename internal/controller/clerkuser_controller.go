@@ -87,6 +87,8 @@ type ClerkUserReconciler struct {
 
 	// observers are the ClerkInstances' batched observers (nil without batched observation).
 	observers *instanceObservers
+	// changes feeds reconciles of objects whose Clerk user changed (observers, webhooks).
+	changes chan event.GenericEvent
 
 	gens *generations
 	// secrets dates the versions of privateMetadataFrom Secrets as gens does generations.
@@ -395,6 +397,7 @@ func (r *ClerkUserReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 // outside kubeclerk, and hooks an observe.Batch (and its background work) into mgr.
 func (r *ClerkUserReconciler) changedUsersSource(mgr ctrl.Manager) (source.Source, error) {
 	changes := make(chan event.GenericEvent, 1024)
+	r.changes = changes
 	if bo, ok := r.Observer.(*observe.Batch); ok {
 		if bo.Changed == nil {
 			bo.Changed = func(ctx context.Context, ids []string) { r.enqueueUsers(ctx, "", ids, changes) }

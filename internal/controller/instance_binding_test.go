@@ -204,7 +204,8 @@ func TestInstanceBatchedObservation(t *testing.T) {
 	for i := range 5 {
 		h.waitSynced(fmt.Sprintf("b%d", i))
 	}
-	h.g.Expect(h.reconciler.observers.running(inst)).To(BeTrue(), "no batched observer for the instance")
+	_, running := h.reconciler.observers.running(inst)
+	h.g.Expect(running).To(BeTrue(), "no batched observer for the instance")
 
 	// Drift on the instance is found and corrected.
 	_, err := b.api.BanUser(ctx, ids[2])
@@ -225,7 +226,7 @@ func TestInstanceBatchedObservation(t *testing.T) {
 
 	// Deleting the instance stops its observer.
 	h.g.Expect(k8sClient.Delete(ctx, &clerkv1alpha1.ClerkInstance{ObjectMeta: metav1.ObjectMeta{Name: inst}})).To(Succeed())
-	h.g.Eventually(func() bool { return h.reconciler.observers.running(inst) }).Should(BeFalse())
+	h.g.Eventually(func() bool { _, ok := h.reconciler.observers.running(inst); return ok }).Should(BeFalse())
 }
 
 // TestManagerWithoutOwnKey: a manager started without a key of its own serves ClerkInstances:

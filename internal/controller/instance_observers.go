@@ -113,12 +113,15 @@ func (s *instanceObservers) stop(name string) {
 	}
 }
 
-// running reports whether an observer runs for instance name.
-func (s *instanceObservers) running(name string) bool {
+// running returns the observer running for instance name, if any.
+func (s *instanceObservers) running(name string) (*observe.Batch, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.byName[name]
-	return ok
+	o, ok := s.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return o.batch, true
 }
 
 // forget drops user id from the observer of instance name, if one runs.

@@ -1030,3 +1030,54 @@ func sameState(a, b clerk.User) bool {
 	}
 	return reflect.DeepEqual(a, b)
 }
+
+// Offer takes a user's state pushed by Clerk (a verified webhook event) as an observation, when
+// it is newer than what is cached: a later updated_at. Only cached (managed) users are taken, so
+// an event for a user no object manages costs nothing. The state is dated by its updated_at (at
+// most now): it was Clerk's state then, and a poll may vouch for it later as for a read. A taken
+// change the plan can see is reported through Changed at once, so that the objects bound to the
+// user are reconciled without waiting for the next poll. Events can come late, twice or out of
+// order: an older or equal state is ignored. It reports whether the state was taken.
+func (o *Batch) Offer(ctx context.Context, u clerk.User) bool {
+	o.init()
+	o.mu.Lock()
+	c, cached := o.cache[u.ID]
+	if !cached || c.user.UpdatedAt >= u.UpdatedAt {
+		o.mu.Unlock()
+		return false
+	}
+	at := time.UnixMilli(u.UpdatedAt)
+	if now := o.now(); at.After(now) {
+		at = now
+	}
+	if at.Before(c.readAt) {
+		// Clerk's clock is behind ours: the state is still the newest known, read no earlier
+		// than the cached one.
+		at = c.readAt
+	}
+	o.store(entry{user: u, readAt: at, validAt: at, tracked: c.tracked})
+	changed := !sameState(c.user, u)
+	o.mu.Unlock()
+	if changed {
+		o.report(ctx, []string{u.ID})
+	}
+	return true
+}
+
+// Gone takes Clerk's word (a verified user.deleted event) that a user was deleted: a cached
+// user is dropped and reported through Changed, so that its objects find out at once (their
+// reconcile reads Clerk and reports UserDeleted, or creates the user again). It reports whether
+// the user was cached.
+func (o *Batch) Gone(ctx context.Context, userID string) bool {
+	o.init()
+	o.mu.Lock()
+	_, cached := o.cache[userID]
+	if cached {
+		o.drop(userID)
+	}
+	o.mu.Unlock()
+	if cached {
+		o.report(ctx, []string{userID})
+	}
+	return cached
+}

@@ -573,3 +573,55 @@ func TestBatchReadWhilePaused(t *testing.T) {
 		t.Fatalf("Observe after the pause: %v", err)
 	}
 }
+
+// TestBatchOffer: a pushed state newer than the cached one is taken as an observation (no call)
+// and reported; an older, equal or unmanaged one is ignored; a deletion drops and reports.
+func TestBatchOffer(t *testing.T) {
+	m := newMemClerk(2)
+	clk := &clock{t: time.UnixMilli(at(2000))}
+	rec := &recorder{}
+	o := &Batch{Clerk: m, MaxAge: time.Minute, Now: clk.Now, Changed: rec.changed}
+	startObserver(t, o)
+	ctx := context.Background()
+	if _, err := o.Observe(ctx, "user_0000", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	lists, _ := m.calls()
+
+	banned := m.get("user_0000")
+	banned.Banned, banned.UpdatedAt = true, at(1500)
+	if !o.Offer(ctx, banned) {
+		t.Fatal("a newer state was not taken")
+	}
+	if got := rec.take(); len(got) != 1 || got[0][0] != "user_0000" {
+		t.Errorf("reported %v", got)
+	}
+	// Served from the cache to a reconcile that needs a read after the event's update.
+	u, err := o.Observe(ctx, "user_0000", time.UnixMilli(at(1400)))
+	if err != nil || !u.Banned {
+		t.Fatalf("Observe after the offer = %+v, %v", u, err)
+	}
+	if l, _ := m.calls(); l != lists {
+		t.Errorf("%d calls after an offer", l-lists)
+	}
+
+	older := banned
+	older.Banned, older.UpdatedAt = false, at(1200)
+	if o.Offer(ctx, older) || o.Offer(ctx, banned) {
+		t.Error("an older or repeated state was taken")
+	}
+	stranger := clerk.User{ID: "user_9999", UpdatedAt: at(3000)}
+	if o.Offer(ctx, stranger) {
+		t.Error("a user nobody manages was taken")
+	}
+	if got := rec.take(); len(got) != 0 {
+		t.Errorf("ignored offers reported %v", got)
+	}
+
+	if !o.Gone(ctx, "user_0000") || o.Gone(ctx, "user_9999") {
+		t.Error("Gone")
+	}
+	if got := rec.take(); len(got) != 1 || got[0][0] != "user_0000" {
+		t.Errorf("deletion reported %v", got)
+	}
+}
