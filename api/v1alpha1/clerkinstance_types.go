@@ -216,6 +216,7 @@ type ClerkInstanceStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=`.status.boundUsers`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name != 'default'",message="the name default is reserved for the manager's own key (metrics, webhook path /webhooks/clerk/default); choose another name"
 
 // ClerkInstance declares one Clerk instance for the whole cluster: the Secret holding its secret
 // key, its API URL and rate budget, and which ClerkUsers (by namespace and by policy) may manage

@@ -77,6 +77,11 @@ func main() {
 	var syncPeriod, fullReadInterval time.Duration
 	var clerkRPS float64
 	var clerkBurst, maxConcurrent int
+	var webhookAddr, webhookSecretFile string
+	flag.StringVar(&webhookAddr, "webhook-bind-address", "",
+		"Serve Clerk webhooks (POST /webhooks/clerk/{instance}) on this address, e.g. :9443; empty: off (polling only).")
+	flag.StringVar(&webhookSecretFile, "clerk-webhook-secret-file", "",
+		"File holding the webhook signing secret (whsec_…) of the manager's own key's Clerk endpoint.")
 	var pprofAddr string
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
 		"Serve Go's pprof profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off. For diagnosis only.")
@@ -145,6 +150,11 @@ func main() {
 	secretKey, err := readSecretKey(clerkKeyFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kubeclerk: no Clerk secret key:", err)
+		os.Exit(2)
+	}
+	webhookSecret, err := readWebhookSecret(webhookSecretFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kubeclerk:", err)
 		os.Exit(2)
 	}
 	// Without a key of its own the manager serves ClerkInstances only.
@@ -281,14 +291,21 @@ func main() {
 		setupLog.Error(err, "Failed to create controller", "controller", "clerkuser")
 		os.Exit(1)
 	}
-	if err := (&controller.ClerkInstanceReconciler{
+	instances := &controller.ClerkInstanceReconciler{
 		Client:      mgr.GetClient(),
 		Clients:     instanceClients,
 		Namespace:   clusterResourceNamespace,
 		ProbePeriod: syncPeriod,
-	}).SetupWithManager(ctx, mgr); err != nil {
+	}
+	if err := instances.SetupWithManager(ctx, mgr); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "clerkinstance")
 		os.Exit(1)
+	}
+	if webhookAddr != "" {
+		if err := mgr.Add(newWebhookServer(webhookAddr, webhookSecret, users, instances, m, ctrl.Log.WithName("webhooks"))); err != nil {
+			setupLog.Error(err, "Failed to add the webhook server")
+			os.Exit(1)
+		}
 	}
 	// +kubebuilder:scaffold:builder
 

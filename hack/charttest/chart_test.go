@@ -292,6 +292,7 @@ metrics:
   enableHTTP2: true
   readerServiceAccounts: [{name: prometheus, namespace: monitoring}]
 pprofBindAddress: 127.0.0.1:6060
+webhooks: {enabled: true, port: 9444, secret: {existingSecret: acme-webhook, key: whsec, mountPath: /etc/whsec}}
 logging: {development: false, encoder: json, level: info, stacktraceLevel: panic, timeEncoding: iso8601}
 extraArgs: [--zap-log-level=debug]
 extraEnv: [{name: GOMEMLIMIT, value: 200MiB}]
@@ -400,6 +401,11 @@ func TestChartNonDefaultValues(t *testing.T) {
 			t.Errorf("%d %s objects, want 1", kinds[k], k)
 		}
 	}
+	var whs corev1.Service
+	into(t, mustFind(t, objs, "Service", fullname+"-webhooks"), &whs)
+	if p := whs.Spec.Ports; len(p) != 1 || p[0].Port != 9444 || p[0].TargetPort.String() != "webhooks" {
+		t.Errorf("webhook Service ports %+v", p)
+	}
 
 	var d appsv1.Deployment
 	into(t, mustFind(t, objs, "Deployment", fullname+"-controller-manager"), &d)
@@ -414,7 +420,8 @@ func TestChartNonDefaultValues(t *testing.T) {
 		"--batch-observation=false", "--max-concurrent-reconciles=8", "--max-deletions-per-minute=0",
 		"--cluster-resource-namespace=clerk-keys", "--private-metadata-from=false",
 		"--metrics-cert-path=/tmp/k8s-metrics-server/metrics-certs", "--metrics-cert-name=cert.pem",
-		"--metrics-cert-key=key.pem", "--enable-http2", "--pprof-bind-address=127.0.0.1:6060", "--zap-devel=false", "--zap-encoder=json",
+		"--metrics-cert-key=key.pem", "--enable-http2", "--pprof-bind-address=127.0.0.1:6060",
+		"--webhook-bind-address=:9444", "--clerk-webhook-secret-file=/etc/whsec/whsec", "--zap-devel=false", "--zap-encoder=json",
 		"--zap-log-level=info", "--zap-stacktrace-level=panic", "--zap-time-encoding=iso8601",
 		"--zap-log-level=debug",
 	}
@@ -431,7 +438,8 @@ func TestChartNonDefaultValues(t *testing.T) {
 	for _, m := range c.VolumeMounts {
 		mounts = append(mounts, m.Name+":"+m.MountPath)
 	}
-	if d := cmp.Diff([]string{"clerk-secret-key:/etc/acme", "metrics-certs:/tmp/k8s-metrics-server/metrics-certs"}, mounts); d != "" {
+	if d := cmp.Diff([]string{"clerk-secret-key:/etc/acme", "metrics-certs:/tmp/k8s-metrics-server/metrics-certs",
+		"clerk-webhook-secret:/etc/whsec"}, mounts); d != "" {
 		t.Errorf("volume mounts (-want +got):\n%s", d)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -234,4 +235,25 @@ func instanceOfUser(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: ref.Name}}}
 	}
 	return nil
+}
+
+// WebhookSecret returns the webhook signing secret (whsec_…) of ClerkInstance name, from the
+// Secret entry its spec.webhookSecretRef names in the manager's namespace (read from the cache at
+// each request, so that a rotated secret is used at once). It reports false when the instance,
+// its webhookSecretRef, the Secret or the entry is missing, or the value is not a whsec_ secret.
+func (r *ClerkInstanceReconciler) WebhookSecret(ctx context.Context, name string) (string, bool) {
+	var inst clerkv1alpha1.ClerkInstance
+	if err := r.Get(ctx, types.NamespacedName{Name: name}, &inst); err != nil || inst.Spec.WebhookSecretRef == nil {
+		return "", false
+	}
+	ref := inst.Spec.WebhookSecretRef
+	var sec corev1.Secret
+	if err := r.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: ref.Name}, &sec); err != nil {
+		return "", false
+	}
+	v := strings.TrimSpace(string(sec.Data[ref.Key]))
+	if !strings.HasPrefix(v, "whsec_") {
+		return "", false
+	}
+	return v, true
 }

@@ -511,3 +511,16 @@ func TestClerkInstanceExplain(t *testing.T) {
 		})
 	}
 }
+
+// TestClerkInstanceNameDefaultIsReserved: "default" names the manager's own key (metrics label,
+// webhook path), so no ClerkInstance may take it.
+func TestClerkInstanceNameDefaultIsReserved(t *testing.T) {
+	deleteInstanceLater(t, "default")
+	r := applyInstance("default", minimalSpec)
+	if r.exitCode == 0 {
+		t.Fatalf("a ClerkInstance named default was accepted: %s", r)
+	}
+	if !strings.Contains(r.stderr, "the name default is reserved") {
+		t.Errorf("stderr does not say why: %s", r)
+	}
+}

@@ -125,6 +125,12 @@ control-plane: controller-manager
 {{- with .Values.pprofBindAddress }}
 - --pprof-bind-address={{ . }}
 {{- end }}
+{{- if .Values.webhooks.enabled }}
+- --webhook-bind-address=:{{ .Values.webhooks.port }}
+{{- with .Values.webhooks.secret.existingSecret }}
+- --clerk-webhook-secret-file={{ $.Values.webhooks.secret.mountPath }}/{{ $.Values.webhooks.secret.key }}
+{{- end }}
+{{- end }}
 {{- if not (kindIs "invalid" .Values.logging.development) }}
 - --zap-devel={{ .Values.logging.development }}
 {{- end }}
