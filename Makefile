@@ -94,9 +94,11 @@ docker-push: ## Push docker image with the manager.
 
 .PHONY: build-installer
 build-installer: manifests generate kustomize ## Generate a consolidated YAML with CRDs and deployment.
-	mkdir -p dist
-	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
-	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+	rm -rf dist/.config && mkdir -p dist && cp -r config dist/.config
+	cd dist/.config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
+	"$(KUSTOMIZE)" build dist/.config/default > dist/install.yaml
+	rm -rf dist/.config
+	@echo "dist/install.yaml: kubeclerk $(VERSION), image ${IMG}"
 
 ##@ Benchmark
 
