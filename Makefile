@@ -76,9 +76,10 @@ lint-config: golangci-lint ## Verify golangci-lint linter configuration
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager and the fake Clerk API binaries.
+build: manifests generate fmt vet ## Build the manager, the fake Clerk API and the kubectl plugin (bin/).
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
 	go build -trimpath -o bin/fakeclerk ./cmd/fakeclerk
+	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-clerk ./cmd/kubectl-clerk
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager from your host against the cluster in ~/.kube/config (needs CLERK_SECRET_KEY).

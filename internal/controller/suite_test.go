@@ -130,6 +130,8 @@ type harnessOptions struct {
 	metrics bool
 	// maxDeletionsPerMinute sets the deletion brake; 0: none.
 	maxDeletionsPerMinute int
+	// workers is MaxConcurrentReconciles; 2 when zero.
+	workers int
 }
 
 const (
@@ -225,7 +227,7 @@ func (h *harness) start() {
 		DeletionBrake:           NewDeletionBrake(o.maxDeletionsPerMinute, logf.Log.WithName("brake")),
 		Recorder:                mgr.GetEventRecorder("kubeclerk"),
 		SyncPeriod:              o.syncPeriod,
-		MaxConcurrentReconciles: 2,
+		MaxConcurrentReconciles: max(2, o.workers),
 	}
 	h.g.Expect(r.SetupWithManager(ctx, mgr)).To(Succeed())
 	h.reconciler = r
@@ -258,6 +260,10 @@ func withManagerNamespace(o *harnessOptions) { o.managerNS = true }
 func withoutOwnKey(o *harnessOptions) { o.noOwnKey = true }
 
 func withMetrics(o *harnessOptions) { o.metrics = true }
+
+func withWorkers(n int) func(*harnessOptions) {
+	return func(o *harnessOptions) { o.workers = n }
+}
 
 func withDeletionBrake(perMinute int) func(*harnessOptions) {
 	return func(o *harnessOptions) { o.maxDeletionsPerMinute = perMinute }

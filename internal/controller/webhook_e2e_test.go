@@ -66,7 +66,7 @@ func TestWebhookCorrectsDriftAtOnce(t *testing.T) {
 	h.g.Eventually(func() any { return h.clerkUser(id)["banned"] }).Should(BeTrue())
 	t.Logf("corrected %s after the webhook", time.Since(start).Round(time.Millisecond))
 	h.g.Expect(time.Since(start)).To(BeNumerically("<", 10*time.Second))
-	h.g.Expect(h.writes()-writes).To(Equal(int64(1)))
+	h.g.Expect(h.writes() - writes).To(Equal(int64(1)))
 	h.g.Expect(h.reads()-reads).To(BeZero(), "the event's state was the observation")
 	h.g.Expect(metricValue(h.registry, metrics.WebhookEventsTotal,
 		map[string]string{"instance": "default", "type": "user.updated", "result": "accepted"})).To(Equal(float64(1)))
