@@ -1,10 +1,14 @@
 // Command fakeclerk serves the fake Clerk Backend API (users endpoints) of
 // package clerkfake over HTTP, for demos, benchmarks and black-box tests.
 //
-//	fakeclerk --addr 127.0.0.1:8089 --seed users.json
+//	fakeclerk --addr 127.0.0.1:8089 --seed users.json \
+//	  --webhook-url http://127.0.0.1:8082/webhooks/clerk/default --webhook-secret whsec_...
 //
 // Clients use http://ADDR/v1 as the Clerk API URL and the --secret-key as
 // their key; /_fake/stats, /_fake/reset and /_fake/faults control the fake.
+// With --webhook-url and --webhook-secret it posts Svix-signed user.created,
+// user.updated and user.deleted events for every change, as Clerk does
+// (seeded users included).
 package main
 
 import (
@@ -42,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	latency := fs.Duration("latency", 0, "latency added to every /v1 response")
 	lockout := fs.Int64("lockout-seconds", -1,
 		"lockout_expires_in_seconds set by POST /v1/users/{user_id}/lock; negative = null (never expires)")
+	webhookURL := fs.String("webhook-url", "", "send Svix-signed user.* webhook events for every change to this URL; needs --webhook-secret")
+	webhookSecret := fs.String("webhook-secret", "", "the webhook signing secret, whsec_<base64>; needs --webhook-url")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,12 +55,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logf(stderr, "fakeclerk: unexpected arguments: %v\n", fs.Args())
 		return 2
 	}
+	if err := clerkfake.ValidateWebhookConfig(*webhookURL, *webhookSecret); err != nil {
+		logf(stderr, "fakeclerk: --webhook-url/--webhook-secret: %v\n", err)
+		return 2
+	}
 
-	opts := clerkfake.Options{SecretKey: *key, RateLimit: *rateLimit, PerUserRateLimit: *perUser, Latency: *latency}
+	opts := clerkfake.Options{SecretKey: *key, RateLimit: *rateLimit, PerUserRateLimit: *perUser, Latency: *latency,
+		WebhookURL: *webhookURL, WebhookSecret: *webhookSecret}
 	if *lockout >= 0 {
 		opts.LockoutSeconds = lockout
 	}
 	srv := clerkfake.New(opts)
+	defer func() { _ = srv.Close() }() // stops the webhook sender; pending events are lost
 	if *seed != "" {
 		if err := srv.SeedFile(*seed); err != nil {
 			logf(stderr, "fakeclerk: %v\n", err)

@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	svix "github.com/svix/svix-webhooks/go"
 )
 
 // syncBuffer is a goroutine-safe bytes.Buffer for run's output.
@@ -201,5 +205,111 @@ func TestBadInvocations(t *testing.T) {
 	}
 	if stdout.String() != "" {
 		t.Errorf("printed %q despite failing", stdout.String())
+	}
+}
+
+// testWebhookSecret is a Svix signing secret: "whsec_" and base64.
+const testWebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func TestWebhooks(t *testing.T) {
+	var mu sync.Mutex
+	var events []map[string]any
+	var verifyErrs []error
+	wh, err := svix.NewWebhook(testWebhookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var ev map[string]any
+		_ = json.Unmarshal(body, &ev)
+		mu.Lock()
+		events = append(events, ev)
+		if err := wh.Verify(body, r.Header); err != nil {
+			verifyErrs = append(verifyErrs, err)
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(rc.Close)
+	received := func(n int) []map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			got := append([]map[string]any(nil), events...)
+			mu.Unlock()
+			if len(got) >= n {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d webhook events, want %d", len(got), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	seed := writeFile(t, `[{"id":"user_seeded","username":"seeded"}]`)
+	url, stop := start(t, "--addr", "127.0.0.1:0", "--seed", seed,
+		"--webhook-url", rc.URL+"/webhooks/clerk/default", "--webhook-secret", testWebhookSecret)
+	got := received(1)
+	if got[0]["type"] != "user.created" || got[0]["data"].(map[string]any)["id"] != "user_seeded" {
+		t.Errorf("seed event: %v", got[0])
+	}
+
+	req, _ := http.NewRequestWithContext(t.Context(), "DELETE", url+"/users/user_seeded", nil)
+	req.Header.Set("Authorization", "Bearer sk_test_fake")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	got = received(2)
+	want := map[string]any{"deleted": true, "id": "user_seeded", "object": "user"}
+	if got[1]["type"] != "user.deleted" || !reflect.DeepEqual(got[1]["data"], want) {
+		t.Errorf("delete event: %v", got[1])
+	}
+	mu.Lock()
+	if len(verifyErrs) > 0 {
+		t.Errorf("signatures: %v", verifyErrs)
+	}
+	mu.Unlock()
+
+	var st struct {
+		Webhooks struct {
+			Queued int64 `json:"queued"`
+			Sent   int64 `json:"sent"`
+		} `json:"webhooks"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for st.Webhooks.Sent != 2 && time.Now().Before(deadline) {
+		_, _, body := get(t, strings.TrimSuffix(url, "/v1")+"/_fake/stats", "")
+		_ = json.Unmarshal(body, &st)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st.Webhooks.Queued != 2 || st.Webhooks.Sent != 2 {
+		t.Errorf("webhook stats %+v", st.Webhooks)
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
+func TestBadWebhookFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--webhook-url", "http://127.0.0.1:1/hooks"}, "set together"},
+		{[]string{"--webhook-secret", testWebhookSecret}, "set together"},
+		{[]string{"--webhook-url", "http://127.0.0.1:1/hooks", "--webhook-secret", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, `start with "whsec_"`},
+		{[]string{"--webhook-url", "http://127.0.0.1:1/hooks", "--webhook-secret", "whsec_%%%"}, "not valid base64"},
+		{[]string{"--webhook-url", "127.0.0.1:1/hooks", "--webhook-secret", testWebhookSecret}, "http or https"},
+	} {
+		var stdout, stderr syncBuffer
+		code := run(context.Background(), append([]string{"--addr", "127.0.0.1:0"}, c.args...), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), c.want) || stdout.String() != "" {
+			t.Errorf("%v: code %d stdout %q stderr %q, want 2 and %q", c.args, code, stdout.String(), stderr.String(), c.want)
+		}
 	}
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // Faults configures fault injection (POST /_fake/faults). Rates are
-// probabilities per request, from 0 to 1. Zero values inject nothing.
+// probabilities per request (per event for the webhook faults), from 0 to
+// 1. Zero values inject nothing.
 type Faults struct {
 	// Rate429 answers 429 too_many_requests with Retry-After: RetryAfterSeconds.
 	Rate429 float64 `json:"rate_429"`
@@ -28,7 +29,20 @@ type Faults struct {
 	DropResponseRate float64 `json:"drop_response_rate"`
 	// Routes limits the faults to these route templates, e.g.
 	// "POST /v1/users" or "PATCH /v1/users/{user_id}/metadata"; empty means all /v1 routes.
+	// It does not concern the webhook faults.
 	Routes []string `json:"routes,omitempty"`
+
+	// The webhook faults apply to every webhook event made while they are
+	// set (Options.WebhookURL), whatever the route of the change.
+
+	// WebhookDropRate loses events: they are never sent.
+	WebhookDropRate float64 `json:"webhook_drop_rate,omitempty"`
+	// WebhookDelayMS holds every event this long before its first attempt;
+	// other events (made before, or after the fault is cleared) do not wait.
+	WebhookDelayMS int `json:"webhook_delay_ms,omitempty"`
+	// WebhookDuplicateRate delivers events twice: the same message with the
+	// same svix-id, each delivery with its own retries.
+	WebhookDuplicateRate float64 `json:"webhook_duplicate_rate,omitempty"`
 }
 
 // validate checks rates and route templates.
@@ -36,9 +50,13 @@ func (f Faults) validate() error {
 	rates := []struct {
 		name string
 		v    float64
-	}{{"rate_429", f.Rate429}, {"rate_500", f.Rate500}, {"rate_502", f.Rate502}, {"rate_503", f.Rate503}, {"drop_response_rate", f.DropResponseRate}}
+	}{
+		{"rate_429", f.Rate429}, {"rate_500", f.Rate500}, {"rate_502", f.Rate502}, {"rate_503", f.Rate503},
+		{"drop_response_rate", f.DropResponseRate},
+		{"webhook_drop_rate", f.WebhookDropRate}, {"webhook_duplicate_rate", f.WebhookDuplicateRate},
+	}
 	for _, r := range rates {
-		if r.v < 0 || r.v > 1 {
+		if !(r.v >= 0 && r.v <= 1) { // also rejects NaN
 			return fmt.Errorf("%s must be between 0 and 1, got %v", r.name, r.v)
 		}
 	}
@@ -50,6 +68,9 @@ func (f Faults) validate() error {
 	}
 	if f.LatencyMS < 0 {
 		return fmt.Errorf("latency_ms must not be negative, got %d", f.LatencyMS)
+	}
+	if f.WebhookDelayMS < 0 {
+		return fmt.Errorf("webhook_delay_ms must not be negative, got %d", f.WebhookDelayMS)
 	}
 	for _, r := range f.Routes {
 		if !slices.Contains(routeNames, r) {

@@ -342,6 +342,7 @@ func (s *Server) verifyTOTP(c *call) reply {
 			u.recomputeMFA(ts)
 			u.data.UpdatedAt = ts
 			u.refresh()
+			s.emitUser(EventUserUpdated, u.render(c.now.UnixMilli()), c.now, c.r)
 		}
 		return okValue(map[string]any{"verified": true, "code_type": "backup_code"})
 	}

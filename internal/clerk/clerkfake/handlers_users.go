@@ -342,7 +342,9 @@ func (s *Server) createUser(c *call) reply {
 		s.applyLock(u, c.now)
 	}
 	st.insert(u)
-	return okJSON(u.render(c.now.UnixMilli()))
+	out := u.render(c.now.UnixMilli())
+	s.emitUser(EventUserCreated, out, c.now, c.r)
+	return okJSON(out)
 }
 
 // firstPresent returns the first of names present in b, or names[0].
@@ -391,7 +393,8 @@ func (s *Server) getUser(c *call) reply {
 // mutate runs fn on the user under the write lock. fn validates before it
 // changes anything and reports whether it changed state that is not part
 // of the User JSON (secrets). updated_at moves, to a strictly greater
-// value, whenever the user changed. It returns the new User JSON.
+// value, whenever the user changed, and then a user.updated webhook event
+// goes out. It returns the new User JSON.
 func (s *Server) mutate(c *call, fn func(u *user, ts int64) (secretChanged bool, e *apiError)) ([]byte, *apiError) {
 	st := s.st
 	st.mu.Lock()
@@ -410,11 +413,16 @@ func (s *Server) mutate(c *call, fn func(u *user, ts int64) (secretChanged bool,
 	}
 	u.data.UpdatedAt = oldUpdated
 	u.refresh()
-	if secret || !bytes.Equal(before, u.render(nowMS)) {
+	changed := secret || !bytes.Equal(before, u.render(nowMS))
+	if changed {
 		u.data.UpdatedAt = ts
 		u.refresh()
 	}
-	return u.render(nowMS), nil
+	after := u.render(nowMS)
+	if changed {
+		s.emitUser(EventUserUpdated, after, c.now, c.r)
+	}
+	return after, nil
 }
 
 func (s *Server) mutateReply(c *call, fn func(u *user, ts int64) (bool, *apiError)) reply {
@@ -709,6 +717,7 @@ func (s *Server) deleteUser(c *call) reply {
 		return fail(errUserNotFound(c.userID()))
 	}
 	st.remove(u)
+	s.emitDeleted(u.data.ID, c.now, c.r)
 	return okValue(deletedObject{Object: "user", ID: u.data.ID, Deleted: true})
 }
 

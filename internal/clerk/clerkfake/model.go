@@ -135,7 +135,7 @@ func isVerified(v map[string]any) bool {
 // defaultImageURL mimics Clerk's img.clerk.com URLs: base64url JSON
 // describing either the default avatar or an uploaded image.
 func defaultImageURL(userID string) string {
-	b, _ := json.Marshal(map[string]string{"type": "default", "iid": "ins_fake", "rid": userID})
+	b, _ := json.Marshal(map[string]string{"type": "default", "iid": InstanceID, "rid": userID})
 	return "https://img.clerk.com/" + base64.RawURLEncoding.EncodeToString(b)
 }
 

@@ -49,6 +49,7 @@ var seedExtraFields = []string{"password", "totp_secret", "backup_codes", "organ
 // Identifiers must be unique across the batch and the users already stored.
 // On any error nothing is added, and the error names the entry index and
 // the problem, e.g. "seed entry 3: duplicate email_address a@b.c".
+// With webhooks on, every added user gets a user.created event.
 func (s *Server) Seed(users []json.RawMessage) error {
 	st := s.st
 	st.mu.Lock()
@@ -66,6 +67,7 @@ func (s *Server) Seed(users []json.RawMessage) error {
 	}
 	for _, u := range batch {
 		st.insert(u)
+		s.emitUser(EventUserCreated, u.render(now.UnixMilli()), now, nil)
 	}
 	return nil
 }

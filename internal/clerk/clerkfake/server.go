@@ -23,14 +23,23 @@
 // /v1/users/{user_id}/totp), the per-user write limit (429), the handler,
 // and finally an injected dropped response. Every /v1 request is counted
 // once in Stats.
+//
+// With Options.WebhookURL and Options.WebhookSecret set, the fake sends
+// webhooks like Clerk (through Svix): every change of a user, whether made
+// through /v1, Seed or Reset (POST /_fake/reset), produces one signed
+// user.created, user.updated or user.deleted event, delivered
+// asynchronously with retries; see Options.WebhookURL and Faults for the
+// webhook faults. Close stops the sender.
 package clerkfake
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -71,8 +80,46 @@ type Options struct {
 	// expires). A finite lock counts down and lifts itself.
 	LockoutSeconds *int64
 	// Now is the clock for timestamps, rate limits, lockouts and TOTP
-	// checks; nil means time.Now.
+	// checks; nil means time.Now. Webhook scheduling and svix-timestamp
+	// use the real clock; the event envelope's timestamp uses Now.
 	Now func() time.Time
+
+	// WebhookURL and WebhookSecret (a Svix signing secret, "whsec_" and
+	// base64) turn webhooks on; both or neither must be set, and New
+	// panics on an invalid pair (see ValidateWebhookConfig). Every change
+	// of a user then POSTs one event in Clerk's envelope,
+	//
+	//	{"data": <User JSON after the change, as GET /v1/users/{user_id} returns it>,
+	//	 "object": "event", "type": "user.updated", "timestamp": <ms>,
+	//	 "instance_id": "ins_fake",
+	//	 "event_attributes": {"http_request": {"client_ip": "…", "user_agent": "…"}}}
+	//
+	// (for user.deleted, data is {"deleted": true, "id": "user_…",
+	// "object": "user"}), signed like Svix: svix-id (msg_…),
+	// svix-timestamp (Unix seconds of the attempt) and svix-signature
+	// ("v1,<base64 HMAC-SHA256 of id.timestamp.body>"). A request that
+	// changes nothing (ban of a banned user) sends nothing.
+	//
+	// Delivery never slows the API: one sender goroutine takes events
+	// from a bounded queue (WebhookQueueSize deliveries pending at most;
+	// more are dropped and counted) and retries non-2xx answers,
+	// connection errors and timeouts after WebhookRetryDelays. Like Svix,
+	// order is not guaranteed once retries or delays are involved;
+	// without them events leave in the order of the changes.
+	WebhookURL    string
+	WebhookSecret string
+	// WebhookRetryDelays are the pauses before the retries of a failed
+	// delivery; it makes len+1 attempts. nil means
+	// DefaultWebhookRetryDelays (100 ms, 500 ms, 2 s); an empty non-nil
+	// slice means a single attempt.
+	WebhookRetryDelays []time.Duration
+	// WebhookTimeout bounds each attempt; 0 means DefaultWebhookTimeout.
+	WebhookTimeout time.Duration
+	// WebhookQueueSize caps the pending deliveries; 0 means
+	// DefaultWebhookQueueSize.
+	WebhookQueueSize int
+	// WebhookClient sends the deliveries; nil means a plain http.Client.
+	WebhookClient *http.Client
 }
 
 // Server is the fake Clerk Backend API. It implements http.Handler and
@@ -90,10 +137,16 @@ type Server struct {
 	stats   *counters
 	faults  atomic.Pointer[Faults]
 	handler http.Handler
+	hooks   *webhookSender // nil when webhooks are off
 }
 
-// New returns a Server configured by opts.
+// New returns a Server configured by opts. With webhooks on it starts the
+// sender goroutine, which Close stops; without them the Server holds no
+// goroutine and needs no Close.
 func New(opts Options) *Server {
+	if err := ValidateWebhookConfig(opts.WebhookURL, opts.WebhookSecret); err != nil {
+		panic("clerkfake: invalid webhook options: " + err.Error())
+	}
 	s := &Server{
 		key:       opts.SecretKey,
 		rateLimit: opts.RateLimit,
@@ -115,6 +168,9 @@ func New(opts Options) *Server {
 	}
 	if opts.LockoutSeconds != nil {
 		s.lockoutSec = new(*opts.LockoutSeconds)
+	}
+	if opts.WebhookURL != "" {
+		s.hooks = newWebhookSender(opts, s.stats)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_fake/stats", s.handleStats)
@@ -138,9 +194,22 @@ func New(opts Options) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // Reset drops all users, request counters and rate-limit state. Faults stay
-// as they are (ClearFaults removes them).
-func (s *Server) Reset() {
+// as they are (ClearFaults removes them). With webhooks on, every dropped
+// user gets a user.deleted event (oldest user first); the webhook counters
+// are cleared after those events are queued, so they, like deliveries
+// still pending, are not counted afterwards.
+func (s *Server) Reset() { s.reset(nil) }
+
+func (s *Server) reset(r *http.Request) {
 	s.st.mu.Lock()
+	if s.hooks != nil {
+		users := slices.Collect(maps.Values(s.st.users))
+		slices.SortFunc(users, func(a, b *user) int { return cmp.Compare(a.seq, b.seq) })
+		now := s.now()
+		for _, u := range users {
+			s.emitDeleted(u.data.ID, now, r)
+		}
+	}
 	s.st.clear()
 	s.st.mu.Unlock()
 	s.stats.reset()
@@ -162,8 +231,15 @@ func (s *Server) SetFaults(f Faults) error {
 // ClearFaults removes all fault injection.
 func (s *Server) ClearFaults() { s.faults.Store(nil) }
 
-// Stats returns a snapshot of the request counters (as GET /_fake/stats).
-func (s *Server) Stats() Stats { return s.stats.snapshot() }
+// Stats returns a snapshot of the request and webhook counters (as GET
+// /_fake/stats).
+func (s *Server) Stats() Stats {
+	st := s.stats.snapshot()
+	if s.hooks != nil {
+		st.Webhooks.Pending = s.hooks.pending.Load()
+	}
+	return st
+}
 
 // User returns the current User JSON of id, exactly as GET /v1/users/{id}
 // would, without counting a request. ok is false when no such user exists.
@@ -369,8 +445,8 @@ func (s *Server) handleStats(w http.ResponseWriter, _ *http.Request) {
 	writeAdminJSON(w, http.StatusOK, s.Stats())
 }
 
-func (s *Server) handleReset(w http.ResponseWriter, _ *http.Request) {
-	s.Reset()
+func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
+	s.reset(r)
 	w.WriteHeader(http.StatusNoContent)
 }
 

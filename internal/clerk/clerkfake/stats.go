@@ -7,8 +7,9 @@ import (
 	"sync"
 )
 
-// Stats counts the /v1 requests the server answered (GET /_fake/stats).
-// Admin routes under /_fake and Server.User lookups are not counted.
+// Stats counts the /v1 requests the server answered (GET /_fake/stats),
+// and the webhook events it sent. Admin routes under /_fake and
+// Server.User lookups are not counted.
 type Stats struct {
 	// Total is the number of /v1 requests, whatever their outcome.
 	Total int64 `json:"total"`
@@ -23,6 +24,9 @@ type Stats struct {
 	// "POST /v1/users/{user_id}/ban") to counts per HTTP status ("200", "404").
 	// Paths that match no template are counted under "<METHOD> /v1/*".
 	Requests map[string]map[string]int64 `json:"requests"`
+	// Webhooks counts webhook events and deliveries; all zero when
+	// webhooks are off.
+	Webhooks WebhookStats `json:"webhooks"`
 }
 
 // Count returns the number of requests counted for route (for example
@@ -42,13 +46,15 @@ func (s Stats) CountStatus(route string, status int) int64 {
 }
 
 // Sub returns the requests counted in s and not in before: s minus before, route by route and
-// status by status. Zero counts are left out.
+// status by status. Zero counts are left out. Webhook counters are subtracted too, except the
+// Pending gauge, which keeps the value of s.
 func (s Stats) Sub(before Stats) Stats {
 	d := Stats{
 		Total:       s.Total - before.Total,
 		RateLimited: s.RateLimited - before.RateLimited,
 		Dropped:     s.Dropped - before.Dropped,
 		Requests:    map[string]map[string]int64{},
+		Webhooks:    s.Webhooks.sub(before.Webhooks),
 	}
 	for route, byStatus := range s.Requests {
 		for status, n := range byStatus {
@@ -106,6 +112,8 @@ type counters struct {
 	rateLimited int64
 	dropped     int64
 	requests    map[string]map[string]int64
+	webhooks    WebhookStats
+	gen         uint64 // bumped by reset; webhook outcomes of older events are not counted
 }
 
 func newCounters() *counters { return &counters{requests: map[string]map[string]int64{}} }
@@ -148,7 +156,41 @@ func (c *counters) snapshot() Stats {
 	for k, v := range c.requests {
 		req[k] = maps.Clone(v)
 	}
-	return Stats{Total: c.total, RateLimited: c.rateLimited, Dropped: c.dropped, Requests: req}
+	return Stats{Total: c.total, RateLimited: c.rateLimited, Dropped: c.dropped, Requests: req, Webhooks: c.webhooks}
+}
+
+// generation returns the current counters generation, for countHook.
+func (c *counters) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// countHook adds one to a webhook counter, unless the event belongs to a
+// generation before the last reset.
+func (c *counters) countHook(gen uint64, k hookCount) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	w := &c.webhooks
+	switch k {
+	case hookQueued:
+		w.Queued++
+	case hookSent:
+		w.Sent++
+	case hookFailed:
+		w.Failed++
+	case hookDropped:
+		w.Dropped++
+	case hookQueueFull:
+		w.QueueFull++
+	case hookDuplicated:
+		w.Duplicated++
+	case hookRetried:
+		w.Retries++
+	}
 }
 
 func (c *counters) reset() {
@@ -156,4 +198,6 @@ func (c *counters) reset() {
 	defer c.mu.Unlock()
 	c.total, c.rateLimited, c.dropped = 0, 0, 0
 	c.requests = map[string]map[string]int64{}
+	c.webhooks = WebhookStats{}
+	c.gen++
 }
