@@ -150,6 +150,7 @@ func newHarness(t *testing.T, opts ...func(*harnessOptions)) *harness {
 	key := "sk_test_" + strings.NewReplacer("/", "_", " ", "_", "-", "_").Replace(t.Name()) + fmt.Sprint(time.Now().UnixNano())
 	o.fake.SecretKey = key
 	fake := clerkfake.New(o.fake)
+	t.Cleanup(func() { _ = fake.Close() }) // stops its webhook sender, if any
 	var h http.Handler = fake
 	if o.wrap != nil {
 		h = o.wrap(fake)
