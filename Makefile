@@ -51,7 +51,7 @@ vet: ## Run go vet against code.
 
 .PHONY: test
 test: manifests generate fmt vet envtest-assets helm kustomize ## Run all tests (unit and envtest) with the race detector.
-	KUBEBUILDER_ASSETS="$$(bash hack/envtest/build.sh | tail -n 1)" go test -race ./... -coverprofile cover.out
+	KUBEBUILDER_ASSETS="$$(bash hack/envtest/build.sh | tail -n 1)" go test -race -timeout 20m ./... -coverprofile cover.out
 
 .PHONY: verify
 verify: manifests generate fmt ## Regenerate everything, tidy modules, and fail if the tree changed.
