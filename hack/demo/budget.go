@@ -2,10 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,25 +91,30 @@ func budgetText(use map[string]*budgetUse, since time.Duration) string {
 	return b.String()
 }
 
-// printBudget scrapes the manager's metrics and prints its budget use.
+// printBudget scrapes the manager's metrics and prints its budget use and the webhooks it took.
 func (d *demo) printBudget(ctx context.Context) {
 	if d.metricsAddr == "" {
 		return
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.metricsAddr+"/metrics", nil)
-	if err != nil {
-		return
-	}
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	b, err := d.scrapeMetrics(ctx)
 	if err != nil {
 		d.printf("Metrics: %v\n", err)
 		return
 	}
-	defer func() { _ = resp.Body.Close() }()
-	use, err := parseBudget(resp.Body)
+	use, err := parseBudget(bytes.NewReader(b))
 	if err != nil {
 		d.printf("Metrics: %v\n", err)
 		return
 	}
 	d.printf("%s", budgetText(use, time.Since(d.managerStart)))
+	events, err := parseWebhookEvents(bytes.NewReader(b))
+	if err != nil {
+		d.printf("Metrics: %v\n", err)
+		return
+	}
+	url := ""
+	if d.webhookAddr != "" {
+		url = d.webhookURL()
+	}
+	d.printf("%s", webhookText(events, url, d.fake.srv.Stats().Webhooks))
 }

@@ -71,14 +71,21 @@ func freeLocalAddr(ctx context.Context) (string, error) {
 	return addr, ln.Close()
 }
 
-// startFakeClerk seeds a fake Clerk API from seedFile and serves it on ln.
-func startFakeClerk(ln net.Listener, seedFile string, requestLog io.Writer) (*fakeClerk, error) {
+// startFakeClerk seeds a fake Clerk API from seedFile and serves it on ln. With webhookURL and
+// webhookSecret set, it sends a signed webhook for every change of a user to webhookURL.
+func startFakeClerk(ln net.Listener, seedFile string, requestLog io.Writer, webhookURL, webhookSecret string) (*fakeClerk, error) {
+	if err := clerkfake.ValidateWebhookConfig(webhookURL, webhookSecret); err != nil {
+		return nil, err
+	}
 	srv := clerkfake.New(clerkfake.Options{
 		SecretKey:        clerkfake.DefaultSecretKey,
 		RateLimit:        -1, // Clerk's limit for sk_test_ keys, as cmd/fakeclerk
 		PerUserRateLimit: clerkfake.DefaultPerUserRateLimit,
+		WebhookURL:       webhookURL,
+		WebhookSecret:    webhookSecret,
 	})
 	if err := srv.SeedFile(seedFile); err != nil {
+		_ = srv.Close()
 		return nil, err
 	}
 	f := &fakeClerk{srv: srv, addr: ln.Addr().String(), log: requestLog,
@@ -207,6 +214,7 @@ func (f *fakeClerk) stop() {
 	if err := f.http.Shutdown(ctx); err != nil {
 		_ = f.http.Close()
 	}
+	_ = f.srv.Close() // stops the webhook sender
 }
 
 // routeTemplate maps a request path to the API's path template: /v1/users/user_123/ban →

@@ -64,6 +64,7 @@ type options struct {
 	manager    string
 	keep       bool
 	drift      bool
+	webhooks   bool
 }
 
 func main() {
@@ -91,6 +92,9 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "Keep --dir (logs, kubeconfig) after stopping.")
 	flag.BoolVar(&o.drift, "check-drift", true,
 		"With --check: also unban a banned sample's user behind kubeclerk's back and wait until it is banned again.")
+	flag.BoolVar(&o.webhooks, "webhooks", true,
+		"The fake Clerk API sends Svix-signed webhooks (user.created/updated/deleted) to the manager, which corrects "+
+			"out-of-band changes at once; false: polling only, within the sync period.")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "kubeclerk-demo: unexpected arguments %v\n", flag.Args())
@@ -115,12 +119,17 @@ type demo struct {
 	// metricsAddr is where the manager serves its metrics (plain HTTP, for the demo only).
 	metricsAddr  string
 	managerStart time.Time
-	client       client.Client
-	samples      []string // ClerkUsers that must converge: name in --namespace, namespace/name elsewhere
-	refused      []string // ClerkUsers their ClerkInstance must refuse (NotAllowed), as samples
-	instances    []string // ClerkInstances that must be Ready (Connected)
-	tenant       *tenantPlan
-	logFiles     []*os.File
+	// webhookAddr is where the manager serves Clerk webhooks ("" with --webhooks=false);
+	// webhookSecret, in webhookSecretFile, signs the fake Clerk's events to its default route.
+	webhookAddr, webhookSecret, webhookSecretFile string
+	// instanceWebhookSecret is the tenant ClerkInstance's signing secret (spec.webhookSecretRef).
+	instanceWebhookSecret string
+	client                client.Client
+	samples               []string // ClerkUsers that must converge: name in --namespace, namespace/name elsewhere
+	refused               []string // ClerkUsers their ClerkInstance must refuse (NotAllowed), as samples
+	instances             []string // ClerkInstances that must be Ready (Connected)
+	tenant                *tenantPlan
+	logFiles              []*os.File
 
 	stopOnce sync.Once
 }
@@ -242,7 +251,17 @@ func (d *demo) startAll(ctx context.Context) error {
 		return err
 	}
 	d.logFiles = append(d.logFiles, reqLog)
-	if d.fake, err = startFakeClerk(ln, d.o.seed, reqLog); err != nil {
+	var hookURL string
+	if d.o.webhooks {
+		// The manager's webhook port is picked now, so that the fake knows where to send events;
+		// those sent before the manager listens are retried a few times, then dropped (the sync
+		// period corrects what they would have).
+		if hookURL, err = d.setupWebhooks(ctx); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
+	if d.fake, err = startFakeClerk(ln, d.o.seed, reqLog, hookURL, d.webhookSecret); err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("fake Clerk API: %w", err)
 	}
@@ -251,6 +270,13 @@ func (d *demo) startAll(ctx context.Context) error {
 	if moved {
 		d.printf("                   port %s is taken, so it uses %s; to choose one: make demo DEMO_CLERK_ADDR=127.0.0.1:PORT\n",
 			strings.TrimPrefix(preferred, "127.0.0.1:"), d.fake.addr)
+	}
+	if hookURL != "" {
+		d.printf("  webhooks         %s  (fake Clerk signs with the secret in %s; every change of a user, "+
+			"through the API too, is sent as user.created/updated/deleted)\n", hookURL, rel(d.webhookSecretFile))
+	} else {
+		d.printf("  webhooks         off (--webhooks=false): out-of-band changes are corrected by polling, every %s\n",
+			d.o.syncPeriod)
 	}
 
 	// 2. The control plane, with the CRDs.
@@ -423,6 +449,9 @@ func (d *demo) startManager(ctx context.Context, bin string) error {
 		"--metrics-bind-address", d.metricsAddr,
 		"--metrics-secure=false",
 		"--health-probe-bind-address", probe,
+	}
+	if d.webhookAddr != "" {
+		args = append(args, "--webhook-bind-address", d.webhookAddr, "--clerk-webhook-secret-file", d.webhookSecretFile)
 	}
 	d.managerStart = time.Now()
 	if d.manager, err = startChild(ctx, "manager", d.path("manager.log"), env, bin, args...); err != nil {
@@ -707,31 +736,51 @@ func (d *demo) checkDrift(ctx context.Context, s *snapshot, deadline time.Time) 
 		d.printf("No banned sample: skipping the out-of-band change.\n")
 		return nil
 	}
-	d.printf("\nOut-of-band change: POST /v1/users/%s/unban (%s), as curl would; kubeclerk should ban it "+
-		"again within the sync period (%s).\n", target.UserID, target.Name, d.o.syncPeriod)
+	wired := d.webhookAddr != ""
+	expect := fmt.Sprintf("within the sync period (%s)", d.o.syncPeriod)
+	if wired {
+		expect = fmt.Sprintf("within about a second, as the fake Clerk's user.updated webhook reaches it (demo-check "+
+			"wants it within %s; polling, every %s, is the safety net)", webhookLimit, d.o.syncPeriod)
+	}
+	d.printf("\nOut-of-band change: POST /v1/users/%s/unban (%s), as curl would; kubeclerk should ban it again %s.\n",
+		target.UserID, target.Name, expect)
+	const banRoute = "POST /v1/users/{user_id}/ban"
+	kc0, _ := d.fake.calls()
+	bans0 := kc0.countRoute(banRoute)
+	events0 := d.webhookEventsNow(ctx)
+	t0 := time.Now()
 	if err := d.clerkCall(ctx, http.MethodPost, "/users/"+target.UserID+"/unban", ""); err != nil {
 		return err
 	}
-	t0 := time.Now()
 	seenUnbanned := false
-	tick := time.NewTicker(250 * time.Millisecond)
+	// The fake is read in process, so a short tick costs nothing and times the correction closely.
+	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		u := d.fake.user(target.UserID)
+		kc, _ := d.fake.calls()
+		bans := kc.countRoute(banRoute)
 		switch {
 		case u == nil:
 			return fmt.Errorf("the fake Clerk lost user %s", target.UserID)
 		case !u.Banned:
 			seenUnbanned = true
-		case seenUnbanned:
-			kc, _ := d.fake.calls()
-			d.printf("Drift corrected: %s is banned again after %s (%d ban calls in all).\n",
-				target.Name, time.Since(t0).Round(100*time.Millisecond), kc.countRoute("POST /v1/users/{user_id}/ban"))
+		case seenUnbanned || bans > bans0:
+			// Banned again: by kubeclerk (its ban call is counted once the fake applied it).
+			took := time.Since(t0)
+			events := d.webhookEventsNow(ctx)
+			how, err := correction(took, wired, events.accepted-events0.accepted, d.o.syncPeriod)
+			d.printf("Drift corrected: %s is banned again after %s (%s; %d ban calls in all).\n",
+				target.Name, shortDuration(took), how, bans)
+			if err != nil {
+				return fmt.Errorf("%w; the fake Clerk's webhook deliveries: %+v", err, d.fake.srv.Stats().Webhooks)
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s was unbanned out of band %s ago and kubeclerk has not banned it again "+
-				"(the sync period is %s)", target.Name, time.Since(t0).Round(time.Second), d.o.syncPeriod)
+				"(the sync period is %s; webhooks %s)", target.Name, time.Since(t0).Round(time.Second), d.o.syncPeriod,
+				map[bool]string{true: "wired", false: "off"}[wired])
 		}
 		if d.manager.exited() {
 			return fmt.Errorf("the manager exited (%w)", d.manager.err)

@@ -126,9 +126,10 @@ func secretValue(s *unstructured.Unstructured, key string) ([]byte, bool, error)
 
 // planTenant points the tenant samples at the fake Clerk API: each ClerkInstance's spec.apiURL
 // becomes apiURL and its key, in the Secret of managerNS that spec.secretKeyRef names, becomes
-// key. It works out, as the manager's policy checks would, which ClerkUsers their instance refuses
-// and the patch that fixes each. objs are changed in place.
-func planTenant(objs []*unstructured.Unstructured, apiURL, key, managerNS string) (*tenantPlan, error) {
+// key; with webhookSecret set, the entry its spec.webhookSecretRef names (in that namespace)
+// becomes webhookSecret. It works out, as the manager's policy checks would, which ClerkUsers their
+// instance refuses and the patch that fixes each. objs are changed in place.
+func planTenant(objs []*unstructured.Unstructured, apiURL, key, webhookSecret, managerNS string) (*tenantPlan, error) {
 	p := &tenantPlan{Objects: objs}
 	nsLabels := map[string]map[string]string{}
 	secrets := map[string]*unstructured.Unstructured{}
@@ -167,21 +168,9 @@ func planTenant(objs []*unstructured.Unstructured, apiURL, key, managerNS string
 	}
 	// The instances' keys: the fake Clerk's, in the Secrets the manager reads.
 	for _, name := range p.Instances {
-		ref := instances[name].Spec.SecretKeyRef
-		s := secrets[objKey(managerNS, ref.Name)]
-		if s == nil {
-			return nil, fmt.Errorf("ClerkInstance %s names Secret %s (spec.secretKeyRef), which the tenant samples do not hold in %s, "+
-				"the manager's namespace (--cluster-resource-namespace)", name, ref.Name, managerNS)
-		}
-		if _, ok, err := secretValue(s, ref.Key); !ok || err != nil {
-			return nil, fmt.Errorf("the Secret %s/%s has no entry %s, which ClerkInstance %s names (spec.secretKeyRef)",
-				managerNS, ref.Name, ref.Key, name)
-		}
-		unstructured.RemoveNestedField(s.Object, "data", ref.Key)
-		if err := unstructured.SetNestedField(s.Object, key, "stringData", ref.Key); err != nil {
+		if err := p.setInstanceSecrets(instances[name], secrets, key, webhookSecret, managerNS); err != nil {
 			return nil, err
 		}
-		p.Changes = append(p.Changes, fmt.Sprintf("Secret %s/%s: %s is the fake Clerk's key", managerNS, ref.Name, ref.Key))
 	}
 	for _, cu := range users {
 		u := tenantUser{Namespace: cu.Namespace, Name: cu.Name}
@@ -230,6 +219,45 @@ func planTenant(objs []*unstructured.Unstructured, apiURL, key, managerNS string
 	}
 	slices.Sort(p.Namespaces)
 	return p, nil
+}
+
+// setInstanceSecrets puts key into the entry of ci's spec.secretKeyRef and, unless empty,
+// webhookSecret into that of its spec.webhookSecretRef; secrets are the samples' Secrets by
+// namespace/name.
+func (p *tenantPlan) setInstanceSecrets(ci *clerkv1alpha1.ClerkInstance, secrets map[string]*unstructured.Unstructured,
+	key, webhookSecret, managerNS string) error {
+	name := ci.Name
+	ref := ci.Spec.SecretKeyRef
+	s := secrets[objKey(managerNS, ref.Name)]
+	if s == nil {
+		return fmt.Errorf("ClerkInstance %s names Secret %s (spec.secretKeyRef), which the tenant samples do not hold in %s, "+
+			"the manager's namespace (--cluster-resource-namespace)", name, ref.Name, managerNS)
+	}
+	if _, ok, err := secretValue(s, ref.Key); !ok || err != nil {
+		return fmt.Errorf("the Secret %s/%s has no entry %s, which ClerkInstance %s names (spec.secretKeyRef)",
+			managerNS, ref.Name, ref.Key, name)
+	}
+	unstructured.RemoveNestedField(s.Object, "data", ref.Key)
+	if err := unstructured.SetNestedField(s.Object, key, "stringData", ref.Key); err != nil {
+		return err
+	}
+	p.Changes = append(p.Changes, fmt.Sprintf("Secret %s/%s: %s is the fake Clerk's key", managerNS, ref.Name, ref.Key))
+	wref := ci.Spec.WebhookSecretRef
+	if wref == nil || webhookSecret == "" {
+		return nil
+	}
+	ws := secrets[objKey(managerNS, wref.Name)]
+	if ws == nil {
+		return fmt.Errorf("ClerkInstance %s names Secret %s (spec.webhookSecretRef), which the tenant samples do not hold in %s, "+
+			"the manager's namespace (--cluster-resource-namespace)", name, wref.Name, managerNS)
+	}
+	unstructured.RemoveNestedField(ws.Object, "data", wref.Key)
+	if err := unstructured.SetNestedField(ws.Object, webhookSecret, "stringData", wref.Key); err != nil {
+		return err
+	}
+	p.Changes = append(p.Changes, fmt.Sprintf("Secret %s/%s: %s is a generated webhook signing secret (whsec_…) for "+
+		"/webhooks/clerk/%s", managerNS, wref.Name, wref.Key, name))
+	return nil
 }
 
 // expectedRefusal is what ClerkInstance ci refuses of cu, as the manager decides it before any
@@ -396,7 +424,7 @@ func (d *demo) applyTenant(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kubectl kustomize %s: %w", d.o.tenant, err)
 	}
-	p, err := planTenant(objs, d.fake.apiURL(), clerkfake.DefaultSecretKey, managerNamespace)
+	p, err := planTenant(objs, d.fake.apiURL(), clerkfake.DefaultSecretKey, d.instanceWebhookSecret, managerNamespace)
 	if err != nil {
 		return fmt.Errorf("%s: %w", d.o.tenant, err)
 	}
@@ -413,6 +441,11 @@ func (d *demo) applyTenant(ctx context.Context) error {
 	d.printf("  tenant samples   kubectl kustomize %s | kubectl apply --server-side -f -, changed for the demo:\n", d.o.tenant)
 	for _, c := range p.Changes {
 		d.printf("                     %s\n", c)
+	}
+	if d.webhookAddr != "" && len(p.Instances) > 0 {
+		d.printf("                   (the one fake Clerk serves %s too, but sends its webhooks to one URL, %s:\n"+
+			"                   changes to the users bound to %s are corrected by polling, within the sync period)\n",
+			strings.Join(p.Instances, ", "), webhookPath, strings.Join(p.Instances, ", "))
 	}
 	outB, err := kubectl(manifest, "apply", "--server-side", "-f", "-")
 	for l := range strings.SplitSeq(strings.TrimSpace(string(outB)), "\n") {

@@ -24,6 +24,8 @@ import (
 const (
 	tenantDir   = "../../config/samples/tenant"
 	testFakeURL = "http://127.0.0.1:8089/v1"
+	// testWebhookSecret is a well-formed signing secret: whsec_ and the base64 of 24 bytes.
+	testWebhookSecret = "whsec_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1u"
 )
 
 // readTenantSamples returns the objects of config/samples/tenant in the order its
@@ -85,7 +87,7 @@ func findUser(p *tenantPlan, key string) (tenantUser, bool) {
 
 func TestTenantSamples(t *testing.T) {
 	objs := readTenantSamples(t)
-	p, err := planTenant(objs, testFakeURL, clerkfake.DefaultSecretKey, managerNamespace)
+	p, err := planTenant(objs, testFakeURL, clerkfake.DefaultSecretKey, testWebhookSecret, managerNamespace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +113,15 @@ func TestTenantSamples(t *testing.T) {
 	if _, has, _ := unstructured.NestedFieldNoCopy(sec.Object, "data", "secret-key"); has {
 		t.Error("data.secret-key left next to stringData")
 	}
+	if w, _, _ := secretValue(sec, "webhook-secret"); string(w) != testWebhookSecret {
+		t.Errorf("webhook-secret not replaced by the generated signing secret: %q", w)
+	}
 	for _, c := range p.Changes {
-		if strings.Contains(c, clerkfake.DefaultSecretKey) {
-			t.Errorf("a change shows the key: %s", c)
+		if strings.Contains(c, clerkfake.DefaultSecretKey) || strings.Contains(c, testWebhookSecret) {
+			t.Errorf("a change shows the key or the webhook secret: %s", c)
 		}
 	}
-	if len(p.Changes) != 2 {
+	if len(p.Changes) != 3 {
 		t.Errorf("changes %q", p.Changes)
 	}
 
@@ -212,7 +217,7 @@ func planOf(t *testing.T, manifest string) (*tenantPlan, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return planTenant(objs, testFakeURL, clerkfake.DefaultSecretKey, "mgr")
+	return planTenant(objs, testFakeURL, clerkfake.DefaultSecretKey, "", "mgr")
 }
 
 func TestPlanTenantRefusals(t *testing.T) {
@@ -445,7 +450,7 @@ func TestFakeCountsMentions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := startFakeClerk(ln, "clerk-users.json", io.Discard)
+	f, err := startFakeClerk(ln, "clerk-users.json", io.Discard, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,8 +82,14 @@ func (d *demo) tryText(s *snapshot) string {
 		p("  kubectl delete cu %-14s # deletionPolicy Delete: the Clerk user is deleted too\n", o.Name)
 	}
 
-	p("\nChange users in the fake Clerk behind kubeclerk's back; kubeclerk puts them back within the sync period (%s):\n",
-		d.o.syncPeriod)
+	if d.webhookAddr != "" {
+		p("\nChange users in the fake Clerk behind kubeclerk's back: the fake Clerk sends kubeclerk a signed webhook "+
+			"(user.updated) for each change,\nso kubeclerk puts them back within about a second (polling, every %s, is the "+
+			"safety net):\n", d.o.syncPeriod)
+	} else {
+		p("\nChange users in the fake Clerk behind kubeclerk's back; kubeclerk puts them back within the sync period (%s):\n",
+			d.o.syncPeriod)
+	}
 	p("  export CLERK=%s AUTH='Authorization: Bearer %s'\n", d.fake.apiURL(), clerkfake.DefaultSecretKey)
 	if o, v, ok := pick(func(o *clerkv1alpha1.ClerkUser, v userView) bool {
 		return manage(o, v) && o.Spec.Banned != nil && *o.Spec.Banned
