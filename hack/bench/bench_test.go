@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
+	"github.com/kubeclerk/kubeclerk/internal/clerk/clerkfake"
 )
 
 func TestStatsSub(t *testing.T) {
@@ -303,20 +304,167 @@ func TestWatcherCountsTransitions(t *testing.T) {
 }
 
 func TestClerkUserNeedsOneWrite(t *testing.T) {
-	ban := clerkUser("u-0000001", 1, changeBan)
-	if ban.Spec.UserID != "user_bench0000001" || ban.Spec.Banned == nil || !*ban.Spec.Banned || ban.Spec.PublicMetadata != nil {
+	ban := clerkUser("u-0000001", 1, changeBan, false)
+	if ban.Spec.UserID != "user_bench0000001" || ban.Spec.Banned == nil || !*ban.Spec.Banned || ban.Spec.PublicMetadata != nil ||
+		ban.Spec.MFA != nil {
 		t.Errorf("ban object: %+v", ban.Spec)
 	}
-	md := clerkUser("u-0000001", 1, changeMetadata)
+	md := clerkUser("u-0000001", 1, changeMetadata, false)
 	if md.Spec.Banned != nil || md.Spec.PublicMetadata == nil || string(md.Spec.PublicMetadata.Raw) != `{"role":"member"}` {
 		t.Errorf("metadata object: %+v", md.Spec)
 	}
-	u := seedUser(1)
+	u := seedUser(1, changeBan, false)
 	if u["id"] != "user_bench0000001" || u["banned"] != nil {
 		t.Errorf("seed user %v", u)
 	}
 	if pm := u["public_metadata"].(map[string]any); pm["role"] != nil {
 		t.Errorf("seed user already has the managed key: %v", pm)
+	}
+}
+
+// With the drift phase on, the ClerkUsers also declare what the drift undoes, and the seeded
+// users already hold it, so that convergence still needs exactly the one write of -change.
+func TestClerkUserWithDrift(t *testing.T) {
+	ban := clerkUser("u-0000001", 1, changeBan, true)
+	if ban.Spec.Banned == nil || !*ban.Spec.Banned || ban.Spec.PublicMetadata == nil ||
+		string(ban.Spec.PublicMetadata.Raw) != `{"role":"member"}` || ban.Spec.MFA == nil || !ban.Spec.MFA.Disabled {
+		t.Errorf("ban object: %+v", ban.Spec)
+	}
+	if pm := seedUser(1, changeBan, true)["public_metadata"].(map[string]any); pm["role"] != driftRole || pm["app"] != "kept" {
+		t.Errorf("seed user for ban should hold the declared role: %v", pm)
+	}
+	md := clerkUser("u-0000001", 1, changeMetadata, true)
+	if md.Spec.Banned == nil || *md.Spec.Banned || string(md.Spec.PublicMetadata.Raw) != `{"role":"member"}` ||
+		md.Spec.MFA == nil || !md.Spec.MFA.Disabled {
+		t.Errorf("metadata object: %+v", md.Spec)
+	}
+	if pm := seedUser(1, changeMetadata, true)["public_metadata"].(map[string]any); pm["role"] != nil {
+		t.Errorf("seed user for metadata already has the managed key: %v", pm)
+	}
+}
+
+func TestDeclaredState(t *testing.T) {
+	ok := driftUser{ID: "u", Banned: true, PublicMetadata: map[string]any{"role": "member", "app": "kept"}}
+	if !declaredState(ok, true) {
+		t.Error("declared state not recognised")
+	}
+	for name, u := range map[string]driftUser{
+		"unbanned": {Banned: false, PublicMetadata: map[string]any{"role": "member"}},
+		"mfa":      {Banned: true, TwoFactorEnabled: true, PublicMetadata: map[string]any{"role": "member"}},
+		"role":     {Banned: true, PublicMetadata: map[string]any{"role": driftIntruder}},
+		"no role":  {Banned: true},
+	} {
+		if declaredState(u, true) {
+			t.Errorf("%s: taken for corrected", name)
+		}
+	}
+	if !declaredState(driftUser{PublicMetadata: map[string]any{"role": "member"}}, false) {
+		t.Error("declared banned: false not recognised")
+	}
+}
+
+func TestDriftUsers(t *testing.T) {
+	if diff := cmp.Diff([]int{0, 1, 2}, driftUsers(10, 3, 0)); diff != "" {
+		t.Errorf("half 0 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{3, 4, 5}, driftUsers(10, 3, 1)); diff != "" {
+		t.Errorf("half 1 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{3, 0, 1}, driftUsers(4, 3, 1)); diff != "" {
+		t.Errorf("half 1 wrapping (-want +got):\n%s", diff)
+	}
+}
+
+// The manager's calls are the fake's counts minus the bench's own requests, route by route; a
+// correction costs the write only when the webhook carries the user.
+func TestCallsPerCorrection(t *testing.T) {
+	fake := map[string]int64{
+		routeList:                        40, // bench polls, plus one change poll of the manager
+		routeUnban:                       2,  // the bench's drift
+		routeBan:                         2,  // the manager's corrections
+		routeMetadata:                    3,  // 1 drift + 2 corrections
+		routeUpdate:                      1,  // drift (MFA enrolment)
+		"DELETE /v1/users/{user_id}/mfa": 1,  // correction
+		"GET /v1/users/{user_id}":        0,
+	}
+	own := map[string]int64{routeList: 39, routeUnban: 2, routeMetadata: 1, routeUpdate: 1, "GET /v1/users/count": 1}
+	got := subtractCalls(fake, own)
+	want := map[string]int64{routeList: 1, routeBan: 2, routeMetadata: 2, "DELETE /v1/users/{user_id}/mfa": 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("subtractCalls (-want +got):\n%s", diff)
+	}
+	if n := sumCalls(got); n != 6 {
+		t.Errorf("sumCalls = %d, want 6", n)
+	}
+	per := perUser(got, 5)
+	if per[routeBan] != 0.4 || ratio(float64(sumCalls(got)), 5) != 1.2 {
+		t.Errorf("per correction: %v", per)
+	}
+}
+
+func TestDriftTracker(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	tr := newDriftTracker([]string{"a", "b", "c"})
+	tr.applied[0] = t0
+	tr.applied[1] = t0.Add(time.Second)
+	tr.failed[2] = true
+	if diff := cmp.Diff([]string{"a", "b"}, tr.pending()); diff != "" {
+		t.Errorf("pending (-want +got):\n%s", diff)
+	}
+	good := func(id string) driftUser {
+		return driftUser{ID: id, Banned: true, PublicMetadata: map[string]any{"role": "member"}}
+	}
+	// A poll sent before b's change was applied proves nothing about b.
+	tr.observe([]driftUser{good("a"), good("b"), good("zzz")}, true, t0.Add(500*time.Millisecond), t0.Add(600*time.Millisecond))
+	if tr.corrected[0] != t0.Add(600*time.Millisecond) || !tr.corrected[1].IsZero() {
+		t.Errorf("corrected %v", tr.corrected)
+	}
+	// An earlier answer wins; a user still drifted is not corrected.
+	tr.observe([]driftUser{good("a")}, true, t0.Add(100*time.Millisecond), t0.Add(550*time.Millisecond))
+	tr.observe([]driftUser{{ID: "b", Banned: false}}, true, t0.Add(2*time.Second), t0.Add(2100*time.Millisecond))
+	if tr.corrected[0] != t0.Add(550*time.Millisecond) || !tr.corrected[1].IsZero() || tr.done() {
+		t.Errorf("corrected %v, done %v", tr.corrected, tr.done())
+	}
+	tr.observe([]driftUser{good("b")}, true, t0.Add(3*time.Second), t0.Add(3100*time.Millisecond))
+	if !tr.done() {
+		t.Error("not done with a and b corrected and c failed")
+	}
+	lat := durationsOf(tr.applied, tr.corrected)
+	if diff := cmp.Diff([]time.Duration{550 * time.Millisecond, 2100 * time.Millisecond}, lat); diff != "" {
+		t.Errorf("latencies (-want +got):\n%s", diff)
+	}
+}
+
+func TestDriftTable(t *testing.T) {
+	d := func(hooks bool, p99 float64) *DriftResult {
+		return &DriftResult{Webhooks: hooks, Changes: 3, Corrected: 3, P99Seconds: p99, PollIntervalMS: 50,
+			ChangesByKind:             map[string]int{"ban": 1, "mfa": 1, "metadata": 1},
+			ManagerCallsByRoute:       map[string]int64{routeBan: 1},
+			CallsPerCorrectionByRoute: map[string]float64{routeBan: 1.0 / 3}}
+	}
+	res := Result{Config: Config{DriftIntervalMS: 200}, RunResult: RunResult{Mode: runBatched,
+		DriftPolling: d(false, 27.5), DriftWebhooks: d(true, 0.75)}}
+	var w strings.Builder
+	writeDriftTable(&w, res, []*RunResult{&res.RunResult})
+	for _, want := range []string{"batched, no webhooks", "batched+webhooks", "27.500", "0.750", "3/3", routeBan, "one every 200ms"} {
+		if !strings.Contains(w.String(), want) {
+			t.Errorf("drift table lacks %q:\n%s", want, w.String())
+		}
+	}
+	var none strings.Builder
+	writeDriftTable(&none, Result{}, []*RunResult{{Mode: runBatched}})
+	if none.Len() != 0 {
+		t.Errorf("drift table without a drift phase: %q", none.String())
+	}
+}
+
+func TestDriftSecret(t *testing.T) {
+	s, err := driftSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clerkfake.ValidateWebhookConfig("http://127.0.0.1:1/webhooks/clerk/default", s); err != nil {
+		t.Errorf("secret %q: %v", s, err)
 	}
 }
 
@@ -331,6 +479,15 @@ func TestParseFlags(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{runBatched, runPerObject}, o.runs); diff != "" {
 		t.Errorf("runs (-want +got):\n%s", diff)
+	}
+	if o.drift != 50 || !o.webhooks {
+		t.Errorf("drift defaults: %d changes, webhooks %v", o.drift, o.webhooks)
+	}
+	if o, err := parseFlags([]string{"-n", "10"}); err != nil || o.drift != 10 {
+		t.Errorf("-n 10: drift %d, %v; want the default clamped to 10", o.drift, err)
+	}
+	if o, err := parseFlags([]string{"-drift", "0", "-webhooks=false"}); err != nil || o.drift != 0 || o.webhooks {
+		t.Errorf("-drift 0 -webhooks=false: %d, %v, %v", o.drift, o.webhooks, err)
 	}
 	if o.timeout != 5*20*time.Second+2*time.Minute {
 		t.Errorf("timeout %v", o.timeout)
@@ -347,6 +504,7 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"-n", "0"}, {"-key-type", "prod"}, {"-change", "lock"}, {"-runs", "fast"}, {"-runs", ""}, {"-steady-periods", "-1"},
+		{"-drift", "-1"}, {"-n", "10", "-drift", "11"},
 	} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%v) accepted", bad)

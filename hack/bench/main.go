@@ -17,7 +17,15 @@
 //   - calls in steady state, per sync period, with nothing to do;
 //   - calls in the first sync period after a manager restart;
 //   - time to Ready of NEW new ClerkUsers created one at a time (p50, p99);
-//   - manager heap (go_memstats_heap_alloc_bytes) and RSS (/proc VmRSS, peak VmHWM).
+//   - manager heap (go_memstats_heap_alloc_bytes) and RSS (/proc VmRSS, peak VmHWM);
+//   - drift (-drift K): K out-of-band changes through the fake's API (unbans, MFA enrolments,
+//     metadata edits, one every 200 ms, each on its own user), timed from the fake's answer to the
+//     first poll of the fake that shows the user back as declared (p50, p99), and the manager's
+//     Clerk calls per correction by route (the fake's counts minus the bench's own requests);
+//     twice on the same manager: with the fake's webhooks lost (fault webhook_drop_rate: 1; the
+//     correction waits for the batched observer's change poll) and with them delivered to the
+//     manager's --webhook-bind-address (-webhooks, the default). The other phases run with the
+//     webhooks lost, so they measure what they did before.
 //
 // Output: a table on stdout, JSON in OUT/result.json, a plot in OUT/converge.svg, and each
 // run's logs under OUT/<run>/.
@@ -70,6 +78,8 @@ type options struct {
 	createWorkers int
 	managerArgs   []string
 	replot        bool
+	drift         int
+	webhooks      bool
 }
 
 // key is the secret key shared by the fake and the manager; its prefix selects Clerk's limit.
@@ -111,6 +121,12 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 0, "give up converging after this long; 0 = 5× the bound + 2m")
 	fs.IntVar(&o.createWorkers, "create-workers", 8, "goroutines creating ClerkUsers")
 	fs.Var((*stringList)(&o.managerArgs), "manager-arg", "extra manager flag (repeatable)")
+	fs.IntVar(&o.drift, "drift", 50, "out-of-band changes (unbans, MFA enrolments, metadata edits) made after the "+
+		"other phases, one every 200ms, each timed until the manager corrects it; done twice: with the fake's webhooks "+
+		"lost and with them delivered (see -webhooks); 0 = no drift phase")
+	fs.BoolVar(&o.webhooks, "webhooks", true, "serve Clerk webhooks in the manager (--webhook-bind-address) and "+
+		"send them from the fake, to run the drift phase with webhooks too; they are lost (fault webhook_drop_rate: 1) "+
+		"in every other phase")
 	fs.BoolVar(&o.replot, "replot", false, "only redraw OUT/converge.svg and print the table from OUT/result.json")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -125,6 +141,16 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-change %q: want ban or metadata", o.change)
 	case o.steadyPeriods < 0:
 		return o, errors.New("-steady-periods must not be negative")
+	case o.drift < 0:
+		return o, errors.New("-drift must not be negative")
+	}
+	if o.drift > o.users {
+		driftSet := false
+		fs.Visit(func(f *flag.Flag) { driftSet = driftSet || f.Name == "drift" })
+		if driftSet {
+			return o, fmt.Errorf("-drift %d: at most -n (%d), each change is on a different user", o.drift, o.users)
+		}
+		o.drift = o.users // the default, for a small -n
 	}
 	for r := range strings.SplitSeq(*runs, ",") {
 		switch r = strings.TrimSpace(r); r {
@@ -197,7 +223,11 @@ func run(ctx context.Context, o options) error {
 		logf("WARNING: %s has no --batch-observation flag: every run uses the manager's only (per-object) observation", o.managerBin)
 	}
 	seed := filepath.Join(o.out, "seed.json")
-	if err := writeSeed(seed, o.users+o.newObjects); err != nil {
+	if o.webhooks && o.drift > 0 && !strings.Contains(string(help), "webhook-bind-address") {
+		logf("WARNING: %s has no --webhook-bind-address flag: the drift phase runs without webhooks only", o.managerBin)
+		o.webhooks = false
+	}
+	if err := writeSeed(seed, o.users+o.newObjects, o.change, o.drift > 0); err != nil {
 		return fmt.Errorf("write seed: %w", err)
 	}
 	res := Result{Config: Config{
@@ -205,6 +235,7 @@ func run(ctx context.Context, o options) error {
 		ClerkLimitPer10s: clerkLimitPer10s(o.key()), BudgetRPS: o.budget(), SyncPeriodSeconds: o.syncPeriod.Seconds(),
 		SteadyPeriods: o.steadyPeriods, NewObjects: o.newObjects, Change: string(o.change), CPUs: runtime.NumCPU(),
 		Date: time.Now().UTC().Format(time.RFC3339), Command: strings.Join(os.Args, " "),
+		Drift: o.drift, DriftIntervalMS: driftInterval.Milliseconds(), Webhooks: o.webhooks && o.drift > 0,
 	}}
 	if !hasBatchFlag {
 		res.Config.Warning = "manager has no --batch-observation flag; every run used its per-object observation"
@@ -298,13 +329,12 @@ func runOne(ctx context.Context, o options, name, seed string, modeArgs []string
 	if err != nil {
 		return nil, err
 	}
-	fake, err := startProcess("fakeclerk", o.fakeBin, []string{"--addr", fakeAddr, "--secret-key", o.key(),
-		"--seed", seed, "--latency", o.latency.String()}, nil, filepath.Join(dir, "fakeclerk.log"))
-	if err != nil {
-		return nil, err
+	webhooks := o.webhooks && o.drift > 0
+	fake, modeArgs, err := startFake(ctx, o, dir, fakeAddr, seed, webhooks, modeArgs)
+	if fake != nil {
+		defer fake.stop()
 	}
-	defer fake.stop()
-	if _, err := fake.waitForLine(ctx, "listening on", time.Minute); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	fakeURL := "http://" + fakeAddr
@@ -324,7 +354,7 @@ func runOne(ctx context.Context, o options, name, seed string, modeArgs []string
 		return nil, err
 	}
 	t := time.Now()
-	if err := createObjects(ctx, c, o.users, o.createWorkers, o.change, func(d int) {
+	if err := createObjects(ctx, c, o.users, o.createWorkers, o.change, o.drift > 0, func(d int) {
 		if d%5000 == 0 {
 			logf("[%s] created %d ClerkUsers", name, d)
 		}
@@ -441,19 +471,105 @@ func runOne(ctx context.Context, o options, name, seed string, modeArgs []string
 	r.NewObjectReadyP99Seconds = round(percentile(lat, 99).Seconds(), 3)
 	r.NewObjectReadyMaxSeconds = round(percentile(lat, 100).Seconds(), 3)
 
-	// Memory: the peak of both manager processes.
+	recordFinal(ctx, r, mem1, proc, m.metricsAddr, fakeURL, before)
+
+	// 5. Drift: out-of-band changes, corrected without webhooks, then with them.
+	if o.drift > 0 {
+		if err := driftPhase(ctx, o, name, fakeURL, webhooks, proc, r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// recordFinal records the manager's memory (the peak of both processes; mem1 is the first's) and
+// the Clerk calls of the run so far.
+func recordFinal(ctx context.Context, r *RunResult, mem1 memory, proc *process, metricsAddr, fakeURL string, before Stats) {
 	mem2, err := readMemory(proc.pid())
 	if err == nil {
 		r.RSSRestartedMiB = mib(mem2.rss)
 	}
 	r.RSSMiB = max(mib(mem1.peak), mib(mem2.peak))
-	if h, err := heapBytes(ctx, m.metricsAddr); err == nil {
+	if h, err := heapBytes(ctx, metricsAddr); err == nil {
 		r.HeapRestartedMiB = mib(int64(h))
 	}
 	if last, err := fetchStats(ctx, fakeURL); err == nil {
 		r.TotalCallsInRun = last.Sub(before).Total
 	}
-	return r, nil
+}
+
+// startFake starts bin/fakeclerk on addr with the seed. With webhooks it sends them to the
+// manager, whose flags it adds to managerArgs, but loses them until the drift phase.
+func startFake(ctx context.Context, o options, dir, addr, seed string, webhooks bool,
+	managerArgs []string) (*process, []string, error) {
+	args := []string{"--addr", addr, "--secret-key", o.key(), "--seed", seed, "--latency", o.latency.String()}
+	if webhooks {
+		var err error
+		if args, managerArgs, err = webhookArgs(dir, args, managerArgs); err != nil {
+			return nil, nil, err
+		}
+	}
+	fake, err := startProcess("fakeclerk", o.fakeBin, args, nil, filepath.Join(dir, "fakeclerk.log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := fake.waitForLine(ctx, "listening on", time.Minute); err != nil {
+		return fake, nil, err
+	}
+	if webhooks {
+		if err := setWebhookDelivery(ctx, "http://"+addr, false); err != nil {
+			return fake, nil, err
+		}
+	}
+	return fake, managerArgs, nil
+}
+
+// webhookArgs adds the webhook flags to the fake's and the manager's arguments: a fresh signing
+// secret (in a file under dir for the manager) and a free address for the manager's receiver.
+// The manager serves webhooks in every phase, but the fake loses them (webhook_drop_rate: 1)
+// until the drift phase's second half, so that the other phases measure what they did without
+// webhooks. (The seeded users' user.created events fail until the manager listens.)
+func webhookArgs(dir string, fakeArgs, managerArgs []string) (fake, manager []string, err error) {
+	secret, err := driftSecret()
+	if err != nil {
+		return nil, nil, err
+	}
+	file, err := writeSecretFile(dir, secret)
+	if err != nil {
+		return nil, nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, nil, err
+	}
+	fake = append(slices.Clone(fakeArgs), "--webhook-url", "http://"+addr+"/webhooks/clerk/default", "--webhook-secret", secret)
+	manager = append(slices.Clone(managerArgs), "--webhook-bind-address="+addr, "--clerk-webhook-secret-file="+file)
+	return fake, manager, nil
+}
+
+// driftPhase runs the drift phase without webhooks and, if webhooks, with them, into r.
+func driftPhase(ctx context.Context, o options, name, fakeURL string, webhooks bool, proc *process, r *RunResult) error {
+	bc := newBenchClerk(fakeURL, o.key())
+	halves := []bool{false}
+	if webhooks {
+		halves = append(halves, true)
+	}
+	for half, hooks := range halves {
+		label := map[bool]string{false: "without webhooks", true: "with webhooks"}[hooks]
+		logf("[%s] drift %s: %d out-of-band changes, one every %s", name, label, o.drift, driftInterval)
+		d, err := runDrift(ctx, o, fakeURL, bc, driftUsers(o.users, o.drift, half), hooks, proc)
+		if err != nil {
+			return fmt.Errorf("drift %s: %w", label, err)
+		}
+		if hooks {
+			r.DriftWebhooks = d
+		} else {
+			r.DriftPolling = d
+		}
+		logf("[%s] drift %s: %d of %d corrected, p50 %.3fs, p99 %.3fs, %.2f calls per correction",
+			name, label, d.Corrected, d.Changes, d.P50Seconds, d.P99Seconds, d.CallsPerCorrection)
+	}
+	return nil
 }
 
 // managerRunner starts bin/manager with the run's flags.
@@ -498,6 +614,11 @@ func (m *managerRunner) start(n int) (*process, error) {
 	m.args = slices.DeleteFunc(slices.Clone(args), func(a string) bool {
 		return a == m.kubeconfig || a == metrics || a == probe || a == m.fakeURL+"/v1"
 	})
+	for i, a := range m.args {
+		if k, _, ok := strings.Cut(a, "="); ok && (k == "--webhook-bind-address" || k == "--clerk-webhook-secret-file") {
+			m.args[i] = k + "=…"
+		}
+	}
 	p, err := startProcess("manager", m.o.managerBin, args, []string{"CLERK_SECRET_KEY=" + m.o.key()},
 		filepath.Join(m.dir, fmt.Sprintf("manager-%d.log", n)))
 	if err != nil {
@@ -595,7 +716,7 @@ func newObjectLatencies(ctx context.Context, c client.Client, w *watcher, o opti
 	for j := range o.newObjects {
 		name := fmt.Sprintf("new-%04d", j)
 		start := time.Now()
-		if err := c.Create(ctx, clerkUser(name, o.users+j, o.change)); err != nil {
+		if err := c.Create(ctx, clerkUser(name, o.users+j, o.change, o.drift > 0)); err != nil {
 			return nil, fmt.Errorf("create ClerkUser %s: %w", name, err)
 		}
 		deadline := start.Add(2 * time.Minute)

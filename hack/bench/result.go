@@ -27,6 +27,11 @@ type Config struct {
 	// FullReadIntervalSeconds is the batched run's --full-read-interval: one full re-read of
 	// every managed user inside the steady-state window; 0 when the manager has no such flag.
 	FullReadIntervalSeconds float64 `json:"full_read_interval_seconds,omitempty"`
+	// Drift is the number of out-of-band changes of the drift phase (-drift), made one every
+	// DriftIntervalMS; Webhooks says whether the phase ran with webhooks too.
+	Drift           int   `json:"drift,omitempty"`
+	DriftIntervalMS int64 `json:"drift_interval_ms,omitempty"`
+	Webhooks        bool  `json:"webhooks,omitempty"`
 }
 
 // RunResult is what one run (batched or per-object observation) measured.
@@ -82,8 +87,14 @@ type RunResult struct {
 	RSSSteadyMiB     float64 `json:"rss_steady_mib"`
 	RSSRestartedMiB  float64 `json:"rss_restarted_mib"`
 
+	// TotalCallsInRun counts the Clerk calls of every phase but the drift phase.
 	TotalCallsInRun int64    `json:"total_calls_in_run"`
 	Warnings        []string `json:"warnings,omitempty"`
+
+	// The drift phase: out-of-band changes corrected without webhooks (the fake loses them) and
+	// with them.
+	DriftPolling  *DriftResult `json:"drift_without_webhooks,omitempty"`
+	DriftWebhooks *DriftResult `json:"drift_with_webhooks,omitempty"`
 }
 
 // Result is bin/bench/result.json: the batched run's numbers at the top level and the same keys
@@ -184,7 +195,96 @@ func printTable(out io.Writer, res Result, o options) {
 			fmt.Fprintf(&w, "WARNING (%s): %s\n", r.Mode, warn)
 		}
 	}
+	writeDriftTable(&w, res, runs)
 	_, _ = io.WriteString(out, w.String())
+}
+
+// driftColumn is one column of the drift table: a run's half with or without webhooks.
+type driftColumn struct {
+	name string
+	d    *DriftResult
+}
+
+// driftColumns returns the drift halves of runs, without webhooks first, side by side.
+func driftColumns(runs []*RunResult) []driftColumn {
+	var cols []driftColumn
+	for _, r := range runs {
+		if r.DriftPolling != nil {
+			cols = append(cols, driftColumn{r.Mode + ", no webhooks", r.DriftPolling})
+		}
+		if r.DriftWebhooks != nil {
+			cols = append(cols, driftColumn{r.Mode + "+webhooks", r.DriftWebhooks})
+		}
+	}
+	return cols
+}
+
+// writeDriftTable writes the drift phase's results, with and without webhooks side by side.
+func writeDriftTable(w *strings.Builder, res Result, runs []*RunResult) {
+	cols := driftColumns(runs)
+	if len(cols) == 0 {
+		return
+	}
+	kinds := cols[0].d.ChangesByKind
+	fmt.Fprintf(w, "\ndrift: %d out-of-band changes (%d unban/ban, %d MFA enrolment, %d metadata edit), one every %dms, "+
+		"each timed from the fake's answer until a poll (every %dms) shows it undone; Clerk calls are the manager's "+
+		"(the fake's counts minus the bench's own)\n\n",
+		cols[0].d.Changes, kinds[string(driftBan)], kinds[string(driftMFA)], kinds[string(driftMetadata)],
+		res.Config.DriftIntervalMS, cols[0].d.PollIntervalMS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	var head strings.Builder
+	head.WriteString("\t")
+	for _, c := range cols {
+		head.WriteString(c.name + "\t")
+	}
+	_, _ = fmt.Fprintln(tw, head.String())
+	routes := map[string]bool{}
+	for _, c := range cols {
+		for k := range c.d.ManagerCallsByRoute {
+			routes[k] = true
+		}
+	}
+	type drow struct {
+		label string
+		val   func(d *DriftResult) string
+	}
+	num := func(f string, v func(d *DriftResult) float64) func(d *DriftResult) string {
+		return func(d *DriftResult) string { return fmt.Sprintf(f, v(d)) }
+	}
+	rows := []drow{
+		{"corrected", func(d *DriftResult) string { return fmt.Sprintf("%d/%d", d.Corrected, d.Changes) }},
+		{"time to correction p50 (s)", num(f3, func(d *DriftResult) float64 { return d.P50Seconds })},
+		{"  p99 (s)", num(f3, func(d *DriftResult) float64 { return d.P99Seconds })},
+		{"  max (s)", num(f3, func(d *DriftResult) float64 { return d.MaxSeconds })},
+		{"Clerk calls per correction", num(f3, func(d *DriftResult) float64 { return d.CallsPerCorrection })},
+	}
+	for _, route := range slices.Sorted(maps.Keys(routes)) {
+		rows = append(rows, drow{"  " + route, num(f3, func(d *DriftResult) float64 { return d.CallsPerCorrectionByRoute[route] })})
+	}
+	rows = append(rows,
+		drow{"429 responses", num(f0, func(d *DriftResult) float64 { return float64(d.RateLimited) })},
+		drow{"window (s)", num(f1, func(d *DriftResult) float64 { return d.WindowSeconds })},
+		drow{"webhooks sent / dropped", func(d *DriftResult) string {
+			return fmt.Sprintf("%d / %d", d.WebhooksSent, d.WebhooksDropped)
+		}},
+		drow{"  failed / retries", func(d *DriftResult) string {
+			return fmt.Sprintf("%d / %d", d.WebhooksFailed, d.WebhookRetries)
+		}},
+	)
+	for _, rw := range rows {
+		var line strings.Builder
+		line.WriteString(rw.label + "\t")
+		for _, c := range cols {
+			line.WriteString(rw.val(c.d) + "\t")
+		}
+		_, _ = fmt.Fprintln(tw, line.String())
+	}
+	_ = tw.Flush()
+	for _, c := range cols {
+		for _, warn := range c.d.Warnings {
+			fmt.Fprintf(w, "WARNING (drift, %s): %s\n", c.name, warn)
+		}
+	}
 }
 
 // plot draws converged users over time for each run against the rate-limit line.

@@ -38,23 +38,29 @@ const (
 	changeMetadata change = "metadata" // one publicMetadata key the user lacks: PATCH …/metadata
 )
 
-// seedUser is user i as the fake starts with it: not banned, without the managed key.
-func seedUser(i int) map[string]any {
+// seedUser is user i as the fake starts with it: not banned, without the managed key. With the
+// drift phase on (drift) and -change ban it already holds publicMetadata.role = driftRole, which
+// its ClerkUser then declares too, so that convergence still needs only the ban.
+func seedUser(i int, c change, drift bool) map[string]any {
+	md := map[string]any{"app": "kept"}
+	if drift && c != changeMetadata {
+		md["role"] = driftRole
+	}
 	return map[string]any{
 		"id":              userID(i),
 		"external_id":     fmt.Sprintf("bench-%07d", i),
 		"first_name":      "Bench",
 		"last_name":       fmt.Sprintf("User %d", i),
 		"email_addresses": []map[string]any{{"email_address": fmt.Sprintf("bench-%07d@example.com", i)}},
-		"public_metadata": map[string]any{"app": "kept"},
+		"public_metadata": md,
 	}
 }
 
 // writeSeed writes users 0..n-1 as a JSON array for fakeclerk --seed.
-func writeSeed(path string, n int) error {
+func writeSeed(path string, n int, c change, drift bool) error {
 	users := make([]map[string]any, n)
 	for i := range users {
-		users[i] = seedUser(i)
+		users[i] = seedUser(i, c, drift)
 	}
 	b, err := json.Marshal(users)
 	if err != nil {
@@ -63,18 +69,29 @@ func writeSeed(path string, n int) error {
 	return os.WriteFile(path, b, 0o600)
 }
 
-// clerkUser is the ClerkUser bound to seeded user i that needs exactly one write.
-func clerkUser(name string, i int, c change) *clerkv1alpha1.ClerkUser {
+// clerkUser is the ClerkUser bound to seeded user i that needs exactly one write. With the drift
+// phase on (drift) it also declares what the out-of-band changes undo, all of which seeded user i
+// already holds: the ban state (banned: false with -change metadata), publicMetadata.role =
+// driftRole and mfa.disabled.
+func clerkUser(name string, i int, c change, drift bool) *clerkv1alpha1.ClerkUser {
 	cu := &clerkv1alpha1.ClerkUser{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: benchNamespace},
 		Spec:       clerkv1alpha1.ClerkUserSpec{UserID: userID(i)},
 	}
 	switch c {
 	case changeMetadata:
-		cu.Spec.PublicMetadata = &apiextensionsv1.JSON{Raw: []byte(`{"role":"member"}`)}
+		cu.Spec.PublicMetadata = &apiextensionsv1.JSON{Raw: []byte(`{"role":"` + driftRole + `"}`)}
+		if drift {
+			cu.Spec.Banned = new(false)
+		}
 	default:
-		banned := true
-		cu.Spec.Banned = &banned
+		cu.Spec.Banned = new(true)
+		if drift {
+			cu.Spec.PublicMetadata = &apiextensionsv1.JSON{Raw: []byte(`{"role":"` + driftRole + `"}`)}
+		}
+	}
+	if drift {
+		cu.Spec.MFA = &clerkv1alpha1.MFASpec{Disabled: true}
 	}
 	return cu
 }
@@ -91,7 +108,8 @@ func newScheme() (*runtime.Scheme, error) {
 }
 
 // createObjects creates ClerkUsers 0..n-1 with workers goroutines.
-func createObjects(ctx context.Context, c client.Client, n, workers int, ch change, progress func(done int)) error {
+func createObjects(ctx context.Context, c client.Client, n, workers int, ch change, drift bool,
+	progress func(done int)) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNamespace}}
 	if err := client.IgnoreAlreadyExists(c.Create(ctx, ns)); err != nil {
 		return fmt.Errorf("create namespace: %w", err)
@@ -106,7 +124,7 @@ func createObjects(ctx context.Context, c client.Client, n, workers int, ch chan
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				if err := c.Create(ctx, clerkUser(objectName(i), i, ch)); client.IgnoreAlreadyExists(err) != nil {
+				if err := c.Create(ctx, clerkUser(objectName(i), i, ch, drift)); client.IgnoreAlreadyExists(err) != nil {
 					errs <- fmt.Errorf("create ClerkUser %s: %w", objectName(i), err)
 					return
 				}
