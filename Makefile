@@ -118,6 +118,22 @@ bench: build envtest-assets ## Benchmark N ClerkUsers (make bench N=10000 LATENC
 	KUBEBUILDER_ASSETS="$$(bash hack/envtest/build.sh | tail -n 1)" go run ./hack/bench \
 		-n $(N) -latency $(LATENCY) -key-type $(KEY_TYPE) -sync-period $(SYNC_PERIOD) $(BENCH_ARGS)
 
+##@ Chaos
+
+## make chaos: CHAOS_N ClerkUsers, two manager replicas with leader election, one fault per phase
+## (throttle, errors, lost, outage, failover, restarts, apiserver, all); exits non-zero when an invariant fails.
+CHAOS_N ?= 500
+CHAOS_ARGS ?=
+CHAOS_RUN = KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(ENVTEST_K8S_VERSION) bash hack/envtest/build.sh | tail -n 1)" go run ./hack/chaos
+
+.PHONY: chaos
+chaos: build envtest-assets ## Chaos test: every fault phase with CHAOS_N ClerkUsers (about 8 min on 2 cores); table, bin/chaos/result.json.
+	$(CHAOS_RUN) -n $(CHAOS_N) $(CHAOS_ARGS)
+
+.PHONY: chaos-short
+chaos-short: build envtest-assets ## Chaos test for CI: 80 ClerkUsers, the all phase only (under 5 min).
+	$(CHAOS_RUN) -n 80 -phases all $(CHAOS_ARGS)
+
 ##@ Demo
 
 ## Extra flags for the demo program (go run ./hack/demo --help), e.g. DEMO_FLAGS=--keep.

@@ -32,6 +32,13 @@ func (r *ClerkUserReconciler) act(ctx context.Context, obj *clerkv1alpha1.ClerkU
 	for i, s := range p.Steps {
 		next, err := r.apply(ctx, u, s)
 		if err != nil {
+			if outcomeUnknown(err) {
+				// The write may have landed (a lost response, a timeout, a 5xx after the change):
+				// what is cached of the user may be older than Clerk now, and planning against it
+				// would repeat a one-shot write (a second DisableMfa for one reset token). The next
+				// reconcile reads the user again.
+				r.Observer.Forget(u.ID, false)
+			}
 			return u, i, fmt.Errorf("%s Clerk user %s: %w", stepVerb(s.Kind), u.ID, err)
 		}
 		u = next
@@ -121,4 +128,18 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// outcomeUnknown reports whether a failed write may still have been applied by Clerk: no answer
+// (network error, timeout, lost response) or a 5xx. A 4xx, a 429 and an error raised before the
+// request was sent (the rate limiter) mean Clerk did not apply it.
+func outcomeUnknown(err error) bool {
+	if clerk.IsRateLimited(err) {
+		return false
+	}
+	if apiErr, ok := errors.AsType[*clerk.APIError](err); ok {
+		return apiErr.StatusCode >= 500
+	}
+	var le *clerk.LimiterError
+	return !errors.As(err, &le)
 }
