@@ -134,8 +134,12 @@ func printTable(w io.Writer, r *Result) {
 		"in the busiest 1 s and 10 s;\ndup, orphans, lost chg (spec changes or deletions Clerk does not show), wrong (other values, "+
 		"keys of the application); other: not ready, mfa, rate, hot loop, bound, leaders.")
 	c := r.Config
-	_, _ = fmt.Fprintf(w, "\nbudget %.0f req/s, burst %d: at most %d requests in any 1 s and %d in any 10 s (Clerk's limit: %d per 10 s)\n",
-		c.BudgetRPS, c.Burst, c.Burst+int(c.BudgetRPS), c.Burst+int(10*c.BudgetRPS), c.ClerkLimitPer10s)
+	if len(r.Phases) > 0 {
+		rc := r.Phases[0].Rate
+		_, _ = fmt.Fprintf(w, "\nbudget %.0f req/s, burst %d: a token bucket sends at most %d requests in any 1 s and %d in any 10 s; "+
+			"allowed at the proxy, which stamps arrivals: %d and %d (Clerk's limit: %d per 10 s)\n", c.BudgetRPS, c.Burst,
+			c.Burst+int(c.BudgetRPS), c.Burst+int(10*c.BudgetRPS), rc.Allowed1s, rc.Allowed10s, c.ClerkLimitPer10s)
+	}
 	for _, p := range r.Phases {
 		if p.HotLoop != nil {
 			h := p.HotLoop

@@ -213,8 +213,12 @@ func (r *ClerkUserReconciler) syncDesired(ctx context.Context, obj, orig *clerkv
 	}
 	u, done, err := r.act(ctx, obj, u, p)
 	if done > 0 {
-		r.Observer.Remember(u)
 		r.countDrift(orig, d, p.Steps[:done])
+		// After a write whose outcome is unknown, the answer of an earlier step is older than
+		// Clerk may be now: act dropped the user from the cache, and it stays dropped.
+		if err == nil || !outcomeUnknown(err) {
+			r.Observer.Remember(u)
+		}
 	}
 	return syncResult{user: u, plan: p, planned: true, done: done, err: err}
 }
