@@ -191,22 +191,28 @@ type HotLoopCheck struct {
 	LastThird  int `json:"last_third"`
 }
 
-// backoffBase is where the manager's retries of a failed reconcile start: controller-runtime's
-// per-object exponential backoff (5 ms, doubling, up to 1000 s). In v0.25 its priority queue
-// has no overall retry bucket: the per-object backoff and the Clerk budget are the only limits.
-const backoffBase = 5 * time.Millisecond
+// backoffBase and backoffMax are the manager's retries of a failed reconcile: a per-object
+// exponential backoff from 5 ms, doubling, capped at 30 s (internal/controller
+// retryRateLimiter). In controller-runtime v0.25 the priority queue has no overall retry bucket:
+// the per-object backoff and the Clerk budget are the only limits.
+const (
+	backoffBase = 5 * time.Millisecond
+	backoffMax  = 30 * time.Second
+)
 
 // term is the time one replica process led.
 type term struct{ from, to time.Time }
 
-// attemptsBound is how many times one object may be tried in d: the attempts of an exponential
-// backoff from backoffBase (5 ms, 10 ms, … apart: 1 + log2(d/5 ms)), plus the first attempt of
-// a new leader and one already under way.
+// attemptsBound is how many times one object may be tried in d: the first attempt and the
+// retries of the backoff that fall within d (5 ms, 10 ms, … apart, then 30 s apart once the gap
+// reaches the cap), plus the first attempt of a new leader and one already under way.
 func attemptsBound(d time.Duration) float64 {
-	if d < backoffBase {
-		return 2
+	n := 1
+	for at, gap := backoffBase, backoffBase; at <= d; at += gap {
+		n++
+		gap = min(2*gap, backoffMax)
 	}
-	return math.Ceil(math.Log2(float64(d)/float64(backoffBase))) + 2
+	return float64(n + 2)
 }
 
 // CheckHotLoop checks the calls made while every Clerk call failed, from from to to, for a

@@ -292,6 +292,20 @@ func TestCheckHotLoop(t *testing.T) {
 	if h.MaxPerObject != 14.5 || h.PerObjectMax != 16 {
 		t.Errorf("max per object %v (allowed %v), want 14.5 (16)", h.MaxPerObject, h.PerObjectMax)
 	}
+	// A long outage: the backoff reaches its 30 s cap after 13 retries (41 s), then retries
+	// every 30 s: 34 attempts allowed in 10 minutes, and a manager that keeps to the cap passes.
+	t10 := t0.Add(10 * time.Minute)
+	var capped []Call
+	for at, gap := time.Duration(0), backoffBase; at <= 10*time.Minute; at, gap = at+gap, min(2*gap, backoffMax) {
+		capped = append(capped, Call{At: t0.Add(at), UserID: "user_1"})
+	}
+	h, fs = CheckHotLoop(capped, t0, t10, one, idx, 3, 50)
+	if len(fs) != 0 || h.MaxPerObject != 32 || h.PerObjectMax != 34 {
+		t.Fatalf("CheckHotLoop(capped backoff over 10 min) = %+v, %v; want 32 calls of 34 allowed", h, fs)
+	}
+	// Retrying every 15 s instead is over the bound in a long outage, and does not decay.
+	_, fs = CheckHotLoop(calls(t0, 41, 15*time.Second, Call{UserID: "user_1"}), t0, t10, one, idx, 3, 50)
+	wantFindings(t, fs, map[string]int{checkHotLoop: 2}, "cu-00001: 41.0 Clerk calls", "do not back off")
 	// A manager that requeues a failing object every 100 ms.
 	loop := calls(t0, 600, 100*time.Millisecond, Call{UserID: "user_2"})
 	_, fs = CheckHotLoop(loop, t0, t1, one, idx, 3, 50)

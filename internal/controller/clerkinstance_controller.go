@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -208,6 +209,7 @@ func (r *ClerkInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		// A ClerkUser that names an instance, or goes, changes its status.boundUsers.
 		Watches(&clerkv1alpha1.ClerkUser{}, handler.EnqueueRequestsFromMapFunc(instanceOfUser),
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
+		WithOptions(controller.Options{RateLimiter: retryRateLimiter()}).
 		Named("clerkinstance").
 		Complete(r)
 }

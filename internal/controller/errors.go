@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -13,6 +14,21 @@ import (
 
 // defaultRetryAfter is how long a 429 waits when Clerk sent no usable Retry-After.
 const defaultRetryAfter = time.Second
+
+// Retries after an error back off exponentially per object, from retryBackoffBase, doubling, up
+// to retryBackoffMax. controller-runtime's default goes up to 1000 s, so an object that failed
+// through a long Clerk outage could wait a quarter of an hour after Clerk recovered; capped, every
+// object is tried again within retryBackoffMax of the recovery. The Clerk budget, not the
+// backoff, bounds the request rate: a retry waits for the budget like any other call.
+const (
+	retryBackoffBase = 5 * time.Millisecond
+	retryBackoffMax  = 30 * time.Second
+)
+
+// retryRateLimiter is the per-object backoff of reconciles that returned an error.
+func retryRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](retryBackoffBase, retryBackoffMax)
+}
 
 // stallError is a state of the Clerk user that needs a person: several matches, a conflict, a
 // user deleted out of band. The object is Stalled with Reason and checked again every sync period.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -311,5 +312,42 @@ func TestClassifyInvalidSpecFromPlan(t *testing.T) {
 	}
 	if !strings.Contains(o.message, "spec.privateMetadata") {
 		t.Errorf("message %q does not name the field", o.message)
+	}
+}
+
+// TestRetryBackoffIsCapped: after an error an object is retried with exponential backoff from
+// 5 ms, but never more than 30 s later, however long Clerk failed (controller-runtime's default
+// waits up to 1000 s, so an object could sit idle for a quarter of an hour after a recovery).
+func TestRetryBackoffIsCapped(t *testing.T) {
+	rl := retryRateLimiter()
+	a := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "a"}}
+	b := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "b"}}
+	var waited time.Duration
+	for i := range 100 {
+		d := rl.When(a)
+		want := min(5*time.Millisecond<<i, 30*time.Second)
+		if i >= 20 {
+			want = 30 * time.Second
+		}
+		if d != want {
+			t.Fatalf("failure %d: backoff %s, want %s", i+1, d, want)
+		}
+		waited += d
+	}
+	if got := rl.NumRequeues(a); got != 100 {
+		t.Errorf("NumRequeues = %d, want 100", got)
+	}
+	// 13 doublings (5 ms … 20.48 s) then 87 retries 30 s apart: 44 minutes, where the uncapped
+	// backoff would have reached 1000 s per wait after 18 retries.
+	if want := 5*time.Millisecond*(1<<13-1) + 87*30*time.Second; waited != want {
+		t.Errorf("100 retries waited %s in all, want %s", waited, want)
+	}
+	// Objects back off independently; a success starts over.
+	if d := rl.When(b); d != 5*time.Millisecond {
+		t.Errorf("first failure of another object: backoff %s, want 5ms", d)
+	}
+	rl.Forget(a)
+	if d := rl.When(a); d != 5*time.Millisecond {
+		t.Errorf("first failure after a success: backoff %s, want 5ms", d)
 	}
 }
