@@ -19,6 +19,7 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -40,7 +41,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	clerkv1alpha1 "github.com/kubeclerk/kubeclerk/api/v1alpha1"
@@ -48,7 +48,9 @@ import (
 	"github.com/kubeclerk/kubeclerk/internal/controller"
 	"github.com/kubeclerk/kubeclerk/internal/instance"
 	"github.com/kubeclerk/kubeclerk/internal/metrics"
+	"github.com/kubeclerk/kubeclerk/internal/metricsauth"
 	"github.com/kubeclerk/kubeclerk/internal/observe"
+	"github.com/kubeclerk/kubeclerk/internal/recorder"
 	"github.com/kubeclerk/kubeclerk/internal/version"
 	// +kubebuilder:scaffold:imports
 )
@@ -207,9 +209,10 @@ func main() {
 	if secureMetrics {
 		// FilterProvider is used to protect the metrics endpoint with authn/authz.
 		// These configurations ensure that only authorized users and service accounts
-		// can access the metrics endpoint. The RBAC are configured in 'config/rbac/kustomization.yaml'. More info:
-		// https://pkg.go.dev/sigs.k8s.io/controller-runtime@v0.25.0/pkg/metrics/filters#WithAuthenticationAndAuthorization
-		metricsServerOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
+		// can access the metrics endpoint. The RBAC are configured in 'config/rbac/kustomization.yaml'.
+		// metricsauth.Filter does what controller-runtime's filters.WithAuthenticationAndAuthorization does,
+		// without its dependency on k8s.io/apiserver (see the package documentation).
+		metricsServerOptions.FilterProvider = metricsauth.Filter
 	}
 
 	// If the certificate is not specified, controller-runtime will automatically
@@ -264,6 +267,17 @@ func main() {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
+	// One Event per Clerk write, through a recorder whose memory is bounded (client-go's keeps
+	// every Event for six minutes). It is not one of the manager's runnables: those stop before
+	// the controllers, and the last reconciles' Events would be lost.
+	rec, err := recorder.NewForConfig(mgr.GetConfig(), mgr.GetHTTPClient(), mgr.GetScheme(), "kubeclerk", ctrl.Log.WithName("events"))
+	if err != nil {
+		setupLog.Error(err, "Failed to create the event recorder")
+		os.Exit(1)
+	}
+	recCtx, stopRecorder := context.WithCancel(context.Background())
+	recDone := make(chan error, 1)
+	go func() { recDone <- rec.Start(recCtx) }()
 	instanceClients := &instance.Clients{Metrics: m}
 	users := &controller.ClerkUserReconciler{
 		Clients:                 instanceClients,
@@ -271,7 +285,7 @@ func main() {
 		Metrics:                 m,
 		DeletionBrake:           controller.NewDeletionBrake(maxDeletionsPerMinute, ctrl.Log.WithName("deletion-brake")),
 		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("kubeclerk"),
+		Recorder:                rec,
 		SyncPeriod:              syncPeriod,
 		MaxConcurrentReconciles: maxConcurrent,
 	}
@@ -329,7 +343,12 @@ func main() {
 			"it serves ClerkInstances only; ClerkUsers without spec.instanceRef wait with reason InstanceNotReady",
 			"syncPeriod", syncPeriod, "workers", maxConcurrent)
 	}
-	if err := mgr.Start(ctx); err != nil {
+	err = mgr.Start(ctx)
+	stopRecorder()
+	if rerr := <-recDone; rerr != nil {
+		setupLog.Error(rerr, "Event recorder")
+	}
+	if err != nil {
 		setupLog.Error(err, "Failed to run manager")
 		os.Exit(1)
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/kubeclerk/kubeclerk/internal/instance"
 	"github.com/kubeclerk/kubeclerk/internal/metrics"
 	"github.com/kubeclerk/kubeclerk/internal/observe"
+	"github.com/kubeclerk/kubeclerk/internal/recorder"
 )
 
 // The envtest control plane is started once, by the first test that needs it, and stopped by
@@ -219,6 +220,12 @@ func (h *harness) start() {
 	if h.clients == nil {
 		h.clients = &instance.Clients{Metrics: h.metrics}
 	}
+	// Events go through the manager's recorder, which outlives the manager as in cmd/manager.
+	rec, err := recorder.NewForConfig(restCfg, mgr.GetHTTPClient(), scheme, "kubeclerk", logf.Log.WithName("events"))
+	h.g.Expect(err).NotTo(HaveOccurred())
+	recCtx, recCancel := context.WithCancel(context.Background())
+	recDone := make(chan error, 1)
+	go func() { recDone <- rec.Start(recCtx) }()
 	r := &ClerkUserReconciler{
 		Clients:                 h.clients,
 		Client:                  mgr.GetClient(),
@@ -226,7 +233,7 @@ func (h *harness) start() {
 		Observer:                observer,
 		Metrics:                 h.metrics,
 		DeletionBrake:           NewDeletionBrake(o.maxDeletionsPerMinute, logf.Log.WithName("brake")),
-		Recorder:                mgr.GetEventRecorder("kubeclerk"),
+		Recorder:                rec,
 		SyncPeriod:              o.syncPeriod,
 		MaxConcurrentReconciles: max(2, o.workers),
 	}
@@ -243,6 +250,10 @@ func (h *harness) start() {
 			cancel()
 			if err := <-done; err != nil {
 				h.t.Errorf("manager: %v", err)
+			}
+			recCancel()
+			if err := <-recDone; err != nil {
+				h.t.Errorf("event recorder: %v", err)
 			}
 		})
 	}

@@ -790,9 +790,7 @@ func (o *Batch) nextPoll(ctx context.Context) error {
 			o.report(ctx, ids)
 			return fmt.Errorf("list changed Clerk users: %w", err)
 		}
-		var changes []clerk.User
-		var done bool
-		changes, done, scan = scan.step(page, limit)
+		changes, done := scan.step(page, limit)
 		changed += len(changes)
 		o.mu.Lock()
 		ids = append(ids, o.refresh(page, pageStart)...)

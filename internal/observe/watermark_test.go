@@ -122,12 +122,7 @@ func TestWatermarkStep(t *testing.T) {
 			s := c.from.scan()
 			var changes []string
 			for i, p := range c.pages {
-				before := maps.Clone(s.seen)
-				ch, done, next := s.step(p.users, p.limit)
-				if diff := cmp.Diff(before, s.seen); diff != "" {
-					t.Fatalf("step changed its receiver (-before +after):\n%s", diff)
-				}
-				s = next
+				ch, done := s.step(p.users, p.limit)
 				for _, u := range ch {
 					changes = append(changes, u.ID)
 				}
