@@ -482,14 +482,24 @@ const readyReasonIndex = "status.readyReason"
 
 // conflictLosers returns the objects Stalled with reason Conflict, found through an index.
 func (r *ClerkUserReconciler) conflictLosers(ctx context.Context, _ client.Object) []reconcile.Request {
+	return r.requestsFor(ctx, "ClerkUsers that lost a conflict", nil, client.MatchingFields{readyReasonIndex: ReasonConflict})
+}
+
+// requestsFor lists the ClerkUsers matching opts (those keep passes, all when keep is nil) as
+// reconcile requests, for a watch's map function; a failed list is logged, naming what, and
+// maps to nothing.
+func (r *ClerkUserReconciler) requestsFor(ctx context.Context, what string, keep func(*clerkv1alpha1.ClerkUser) bool,
+	opts ...client.ListOption) []reconcile.Request {
 	var list clerkv1alpha1.ClerkUserList
-	if err := r.List(ctx, &list, client.MatchingFields{readyReasonIndex: ReasonConflict}); err != nil {
-		logf.FromContext(ctx).Error(err, "Finding ClerkUsers that lost a conflict failed")
+	if err := r.List(ctx, &list, opts...); err != nil {
+		logf.FromContext(ctx).Error(err, "Finding "+what+" failed")
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		if keep == nil || keep(&list.Items[i]) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
 	}
 	return reqs
 }

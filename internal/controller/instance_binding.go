@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -124,33 +123,15 @@ func (r *ClerkUserReconciler) usersOfInstance(ctx context.Context, o client.Obje
 			r.observers.stop(o.GetName())
 		}
 	}
-	var list clerkv1alpha1.ClerkUserList
-	if err := r.List(ctx, &list, client.MatchingFields{instanceRefIndex: o.GetName()}); err != nil {
-		logf.FromContext(ctx).Error(err, "Finding the ClerkUsers of a ClerkInstance failed", "instance", o.GetName())
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
+	return r.requestsFor(ctx, "the ClerkUsers of ClerkInstance "+o.GetName(), nil,
+		client.MatchingFields{instanceRefIndex: o.GetName()})
 }
 
 // usersInNamespace returns the instance-bound ClerkUsers of namespace o: a change of its labels
 // may move them in or out of an instance's namespaceSelector.
 func (r *ClerkUserReconciler) usersInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
-	var list clerkv1alpha1.ClerkUserList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
-		logf.FromContext(ctx).Error(err, "Finding the ClerkUsers of a namespace failed", "namespace", o.GetName())
-		return nil
-	}
-	var reqs []reconcile.Request
-	for i := range list.Items {
-		if list.Items[i].Spec.InstanceRef != nil {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return reqs
+	return r.requestsFor(ctx, "the ClerkUsers of namespace "+o.GetName(),
+		func(u *clerkv1alpha1.ClerkUser) bool { return u.Spec.InstanceRef != nil }, client.InNamespace(o.GetName()))
 }
 
 // instanceDecides passes the ClerkInstance changes that can change what its ClerkUsers may do:

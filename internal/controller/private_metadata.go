@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -168,17 +167,8 @@ func privateMetadataSecret(o client.Object) []string {
 
 // usersOfSecret returns the ClerkUsers whose privateMetadataFrom names the Secret.
 func (r *ClerkUserReconciler) usersOfSecret(ctx context.Context, s client.Object) []reconcile.Request {
-	var list clerkv1alpha1.ClerkUserList
-	if err := r.List(ctx, &list, client.InNamespace(s.GetNamespace()),
-		client.MatchingFields{privateMetadataFromIndex: s.GetNamespace() + "/" + s.GetName()}); err != nil {
-		logf.FromContext(ctx).Error(err, "Finding the ClerkUsers of a private-metadata Secret failed", "secret", client.ObjectKeyFromObject(s))
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
+	return r.requestsFor(ctx, "the ClerkUsers of private-metadata Secret "+client.ObjectKeyFromObject(s).String(), nil,
+		client.InNamespace(s.GetNamespace()), client.MatchingFields{privateMetadataFromIndex: s.GetNamespace() + "/" + s.GetName()})
 }
 
 // secretPredicate passes the events of Secrets labelled for private metadata (an Update also
