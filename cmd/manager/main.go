@@ -19,7 +19,6 @@ limitations under the License.
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -275,9 +274,7 @@ func main() {
 		setupLog.Error(err, "Failed to create the event recorder")
 		os.Exit(1)
 	}
-	recCtx, stopRecorder := context.WithCancel(context.Background())
-	recDone := make(chan error, 1)
-	go func() { recDone <- rec.Start(recCtx) }()
+	stopRecorder := rec.Background()
 	instanceClients := &instance.Clients{Metrics: m}
 	users := &controller.ClerkUserReconciler{
 		Clients:                 instanceClients,
@@ -344,8 +341,7 @@ func main() {
 			"syncPeriod", syncPeriod, "workers", maxConcurrent)
 	}
 	err = mgr.Start(ctx)
-	stopRecorder()
-	if rerr := <-recDone; rerr != nil {
+	if rerr := stopRecorder(); rerr != nil {
 		setupLog.Error(rerr, "Event recorder")
 	}
 	if err != nil {

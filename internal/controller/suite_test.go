@@ -223,9 +223,7 @@ func (h *harness) start() {
 	// Events go through the manager's recorder, which outlives the manager as in cmd/manager.
 	rec, err := recorder.NewForConfig(restCfg, mgr.GetHTTPClient(), scheme, "kubeclerk", logf.Log.WithName("events"))
 	h.g.Expect(err).NotTo(HaveOccurred())
-	recCtx, recCancel := context.WithCancel(context.Background())
-	recDone := make(chan error, 1)
-	go func() { recDone <- rec.Start(recCtx) }()
+	stopRecorder := rec.Background()
 	r := &ClerkUserReconciler{
 		Clients:                 h.clients,
 		Client:                  mgr.GetClient(),
@@ -251,8 +249,7 @@ func (h *harness) start() {
 			if err := <-done; err != nil {
 				h.t.Errorf("manager: %v", err)
 			}
-			recCancel()
-			if err := <-recDone; err != nil {
+			if err := stopRecorder(); err != nil {
 				h.t.Errorf("event recorder: %v", err)
 			}
 		})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
+	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,11 +44,10 @@ func newTestRecorderWithLog(t *testing.T, client eventsv1client.EventsV1Interfac
 // return.
 func start(t *testing.T, r *Recorder) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Start(ctx) }()
+	stopRecorder := r.Background()
 	stop = sync.OnceFunc(func() {
-		cancel()
+		done := make(chan error, 1)
+		go func() { done <- stopRecorder() }()
 		select {
 		case err := <-done:
 			if err != nil {
@@ -64,13 +64,8 @@ func start(t *testing.T, r *Recorder) (stop func()) {
 // eventually polls cond until it holds, failing the test after 10 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	gomega.NewWithT(t).Eventually(cond).WithTimeout(10*time.Second).WithPolling(time.Millisecond).
+		Should(gomega.BeTrue(), "timed out waiting for %s", what)
 }
 
 // configMap is the object the Events are about.

@@ -64,9 +64,10 @@ var (
 )
 
 // Recorder records events.k8s.io/v1 Events through one worker goroutine, with a bounded queue
-// and a bounded series cache. Eventf never blocks. Add it to the manager (it is a Runnable that
-// runs on every replica) so that the Events are sent; Events recorded before Start wait in the
-// queue.
+// and a bounded series cache. Eventf never blocks. Events are sent while Start runs: add the
+// Recorder to a manager (it is a Runnable that runs on every replica), or run it with Background
+// when it must outlive the manager's runnables, which stop before its controllers do. Events
+// recorded before Start wait in the queue.
 type Recorder struct {
 	client     eventsv1client.EventsV1Interface
 	scheme     *runtime.Scheme
@@ -297,6 +298,19 @@ func (r *Recorder) Start(ctx context.Context) error {
 			r.prune()
 		}
 	}
+}
+
+// Background runs Start on a new goroutine until stop is called. stop cancels it, waits for
+// Start to return (after it sent what was queued, for at most 2 seconds) and returns Start's
+// error; calling it again returns the same.
+func (r *Recorder) Background() (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Start(ctx) }()
+	return sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
 }
 
 // drain sends op and the queued Events, for at most drainTimeout.

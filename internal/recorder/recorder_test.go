@@ -470,3 +470,26 @@ func TestDrainBounded(t *testing.T) {
 		t.Errorf("Failed() = %d: Events cut off by the shutdown are not failures", r.Failed())
 	}
 }
+
+// TestBackground: Background's stop sends what was queued before it returns, and a second call
+// returns the same result at once.
+func TestBackground(t *testing.T) {
+	cs := fake.NewClientset()
+	r, _ := newTestRecorder(t, cs.EventsV1())
+	stop := r.Background()
+	r.Eventf(configMap(), nil, corev1.EventTypeNormal, "Updated", "Update", "queued before stop")
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if n := len(created(cs)); n != 1 {
+		t.Errorf("%d Events created by the time stop returned, want 1", n)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel() // so that a Start that wrongly runs returns
+	if err := r.Start(cancelled); err == nil {
+		t.Error("Start after Background did not fail")
+	}
+}
